@@ -1,0 +1,66 @@
+"""Shared test setup: vsrcompress must be imported before anything from basicsr (see vsrcompress/compat.py)."""
+import vsrcompress  # noqa: F401
+
+import os  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='session')
+def tiny_footage(tmp_path_factory) -> str:
+    """A small demo-footage dataset (2 train clips, 1 val clip, 4 frames, LQ 64x64, x4)."""
+    from vsrcompress.footage.demo import make_demo_footage
+    root = str(tmp_path_factory.mktemp('footage') / 'demo')
+    make_demo_footage(root, seed=0, train_clips=2, val_clips=1, num_frames=4, gt_height=256, gt_width=256,
+                      progress=False)
+    return root
+
+
+def footage_datasets(root: str, num_frame: int = 3, gt_size: int = 256) -> dict:
+    """``datasets:`` options for the footage layout at ``root``."""
+    return {
+        'train': {'name': 'tiny_train', 'type': 'FootageRecurrentDataset', 'dataroot_gt': f'{root}/train/GT',
+                  'dataroot_lq': f'{root}/train/LQ', 'meta_info_file': f'{root}/meta_info_train.txt',
+                  'io_backend': {'type': 'disk'}, 'num_frame': num_frame, 'gt_size': gt_size, 'use_hflip': True,
+                  'use_rot': True, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 1, 'dataset_enlarge_ratio': 1},
+        'val': {'name': 'tiny_val', 'type': 'FootageTestDataset', 'dataroot_gt': f'{root}/val/GT',
+                'dataroot_lq': f'{root}/val/LQ', 'meta_info_file': f'{root}/meta_info_val.txt',
+                'io_backend': {'type': 'disk'}},
+    }
+
+
+def tiny_train_options(root: str, name: str = 'tiny', total_iter: int = 4, **network) -> dict:
+    """A complete train option dict for a tiny BasicVSRNet on the footage at ``root``."""
+    return {
+        'name': name, 'model_type': 'RecurrentVSRModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 0,
+        'datasets': footage_datasets(root),
+        'network_g': {'type': 'BasicVSRNet', 'num_feat': 8, 'num_block': 1, **network},
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': {'ema_decay': 0.9, 'optim_g': {'type': 'AdamW', 'lr': 1e-3, 'weight_decay': 0.0},
+                  'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [10], 'restart_weights': [1],
+                                'eta_min': 1e-5},
+                  'total_iter': total_iter, 'warmup_iter': -1, 'fix_flow': 2,
+                  'pixel_opt': {'type': 'CharbonnierLoss', 'loss_weight': 1.0, 'reduction': 'mean'}},
+        'val': {'val_freq': 2, 'save_img': False,
+                'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False}}},
+        'logger': {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': True},
+    }
+
+
+def run_entry(script: str, opt: dict, workdir, *args: str, launcher: list[str] | None = None,
+              timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run a copy of the repo's ``train.py``/``test.py`` in ``workdir`` (so experiments/ lands there)."""
+    shutil.copy(os.path.join(REPO, script), workdir / script)
+    opt_path = workdir / f'{opt["name"]}.yml'
+    opt_path.write_text(yaml.safe_dump(opt, sort_keys=False))
+    cmd = [*(launcher or [sys.executable]), str(workdir / script), '-opt', str(opt_path), *args]
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f'{" ".join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}')
+    return proc

@@ -1,0 +1,129 @@
+"""BasicVSRNet/IconVSRNet: registration, official-checkpoint parity, x2, width specs, clear errors."""
+import pytest
+import torch
+from basicsr.archs import build_network
+from basicsr.archs.basicvsr_arch import BasicVSR, IconVSR
+from basicsr.models import build_model
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
+
+import vsrcompress  # noqa: F401
+from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet
+from vsrcompress.checkpoint import build_network_from_checkpoint, save_atomic
+
+
+def test_import_registers_our_names_next_to_basicsr_ones():
+    assert ARCH_REGISTRY.get('BasicVSRNet') is BasicVSRNet
+    assert ARCH_REGISTRY.get('IconVSRNet') is IconVSRNet
+    assert 'RecurrentVSRModel' in MODEL_REGISTRY
+    # basicsr's own classes are still the ones under their names
+    assert ARCH_REGISTRY.get('BasicVSR') is BasicVSR and ARCH_REGISTRY.get('IconVSR') is IconVSR
+    assert 'VideoRecurrentModel' in MODEL_REGISTRY and 'REDSRecurrentDataset' in DATASET_REGISTRY
+
+
+@pytest.mark.parametrize('ours_cls, ref_cls, frames', [(BasicVSRNet, BasicVSR, 3), (IconVSRNet, IconVSR, 5)])
+def test_official_checkpoint_loads_strictly_with_identical_output(tmp_path, ours_cls, ref_cls, frames):
+    torch.manual_seed(0)
+    ref = ref_cls(num_feat=16, num_block=2).eval()
+    path = tmp_path / 'official.pth'
+    torch.save({'params': ref.state_dict()}, path)  # the official files' layout
+    ours = build_network_from_checkpoint(str(path), {'type': ours_cls.__name__, 'num_feat': 16, 'num_block': 2})
+    x = torch.rand(1, frames, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(x), ref(x), atol=1e-6, rtol=0)
+
+
+def test_spynet_and_edvr_weights_load_from_official_files(tmp_path):
+    torch.manual_seed(0)
+    ref = IconVSR(num_feat=16, num_block=1)
+    spynet = {k: v for k, v in ref.spynet.state_dict().items() if k not in ('mean', 'std')}  # as the official file
+    torch.save({'params': spynet}, tmp_path / 'spynet.pth')
+    torch.save({'params': ref.edvr.state_dict()}, tmp_path / 'edvr.pth')
+    ours = IconVSRNet(num_feat=16, num_block=1, spynet_path=str(tmp_path / 'spynet.pth'),
+                      edvr_path=str(tmp_path / 'edvr.pth'))
+    for name, tensor in ref.state_dict().items():
+        if name.startswith(('spynet.', 'edvr.')):
+            assert torch.equal(ours.state_dict()[name], tensor), name
+
+
+@pytest.mark.parametrize('cls, frames', [(BasicVSRNet, 2), (IconVSRNet, 5)])
+def test_x2_head_trains_and_runs(cls, frames):
+    torch.manual_seed(0)
+    net = cls(num_feat=8, num_block=1, scale=2)
+    assert not hasattr(net, 'upconv2')
+    x = torch.rand(1, frames, 3, 64, 72)
+    gt = torch.rand(1, frames, 3, 128, 144)
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    losses = []
+    for _ in range(3):
+        out = net(x)
+        loss = (out - gt).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert out.shape == gt.shape
+    assert losses[-1] < losses[0]
+
+
+def test_width_spec_rebuilds_a_slimmer_network_that_loads_strictly():
+    widths = {'backward': 8, 'backward_blocks': [4, 6], 'forward': 12, 'forward_blocks': [8, 8], 'fusion': 8,
+              'upsample': [8, 16], 'hr': 16, 'spynet': [[8, 16, 8, 8]] * 6}
+    net = BasicVSRNet(num_feat=16, num_block=2, widths=widths)
+    assert net.width_spec() == widths
+    rebuilt = build_network({'type': 'BasicVSRNet', 'num_feat': 16, 'num_block': 2, 'widths': net.width_spec()})
+    rebuilt.load_state_dict(net.state_dict(), strict=True)
+    x = torch.rand(1, 2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), net(x))
+    assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in BasicVSRNet(16, 2).parameters())
+
+
+def test_pruned_checkpoint_rebuilds_from_its_own_width_spec(tmp_path):
+    net = IconVSRNet(num_feat=8, num_block=1, widths={'backward': 4, 'forward': 6, 'hr': 8, 'upsample': [4, 8]})
+    from vsrcompress.checkpoint import network_checkpoint
+    save_atomic(network_checkpoint(net, {'type': 'IconVSRNet', 'num_feat': 8, 'num_block': 1}), tmp_path / 'p.pth')
+    ckpt = torch.load(tmp_path / 'p.pth', weights_only=True)
+    assert ckpt['widths']['forward'] == 6 and ckpt['arch']['type'] == 'IconVSRNet'
+    rebuilt = build_network_from_checkpoint(str(tmp_path / 'p.pth'))
+    assert rebuilt.width_spec() == net.width_spec()
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    ({'scale': 3}, "network_g.scale: 3 is not supported; allowed: [2, 4]"),
+    ({'widths': {'trunk': 8}}, "network_g.widths: unknown keys ['trunk']"),
+    ({'widths': {'backward_blocks': [8]}}, 'network_g.widths.backward_blocks: expected a list of 2 entries'),
+    ({'widths': {'hr': 0}}, 'network_g.widths.hr: widths must be positive integers'),
+    ({'spynet_path': '/nonexistent/spynet.pth'}, 'network_g.spynet_path: /nonexistent/spynet.pth does not exist'),
+])
+def test_bad_arch_options_name_the_key(kwargs, message):
+    with pytest.raises((ValueError, FileNotFoundError)) as err:
+        BasicVSRNet(num_feat=8, num_block=2, **kwargs)
+    assert message in str(err.value)
+
+
+def test_unknown_type_names_option_key_and_choices():
+    with pytest.raises(KeyError) as err:
+        build_network({'type': 'BasicVSRNett'})
+    assert 'network_g.type' in str(err.value) and 'BasicVSRNet' in str(err.value)
+    with pytest.raises(KeyError) as err:
+        build_model({'model_type': 'NoSuchModel'})
+    assert 'model_type' in str(err.value) and 'RecurrentVSRModel' in str(err.value)
+
+
+def test_checkpoint_that_does_not_match_the_arch_lists_the_mismatch(tmp_path):
+    net = BasicVSRNet(num_feat=16, num_block=2)
+    torch.save({'params': net.state_dict()}, tmp_path / 'w.pth')
+    with pytest.raises(ValueError) as err:
+        build_network_from_checkpoint(str(tmp_path / 'w.pth'), {'type': 'BasicVSRNet', 'num_feat': 8, 'num_block': 1})
+    text = str(err.value)
+    assert 'w.pth does not match BasicVSRNet' in text
+    assert 'unexpected keys' in text and 'backward_trunk.main.2.1.conv1.weight' in text
+    assert 'shape mismatch' in text and 'backward_trunk.main.0.weight: checkpoint (16, 19, 3, 3) vs network (8, 11, 3, 3)' in text
+
+
+def test_truncated_checkpoint_is_reported_with_its_path(tmp_path):
+    path = tmp_path / 'broken.pth'
+    save_atomic({'params': BasicVSRNet(8, 1).state_dict()}, path)
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ValueError, match='broken.pth is not a loadable plain-data checkpoint'):
+        build_network_from_checkpoint(str(path), {'type': 'BasicVSRNet', 'num_feat': 8, 'num_block': 1})

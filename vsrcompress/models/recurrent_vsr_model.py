@@ -33,12 +33,14 @@ class RecurrentVSRModel(VideoRecurrentModel):
 
     def __init__(self, opt: dict):
         self._pretrained = None
+        self.pretrained_extras = {}  # plain-data entries of the pretrained checkpoint besides its weights
         load_path = opt['path'].get('pretrain_network_g')
         if load_path:
-            self._pretrained = (load_path, load_checkpoint(load_path, 'path.pretrain_network_g'))
-            widths = self._pretrained[1].get('widths')
-            if widths and not opt['network_g'].get('widths'):
-                opt['network_g']['widths'] = widths
+            ckpt = load_checkpoint(load_path, 'path.pretrain_network_g')
+            self._pretrained = (load_path, ckpt)
+            self.pretrained_extras = {k: v for k, v in ckpt.items() if not k.startswith('params')}
+            if ckpt.get('widths') and not opt['network_g'].get('widths'):
+                opt['network_g']['widths'] = ckpt['widths']
         super().__init__(opt)
         self._pretrained = None  # the weights are in the network now; do not hold a second copy
 

@@ -1,0 +1,93 @@
+"""PruningVSRModel through train.py: stepwise pruning inside training, KD, resume, torchrun, bad options."""
+import glob
+import os
+import socket
+import sys
+
+import pytest
+import torch
+from basicsr.models import build_model
+from conftest import run_entry, tiny_train_options
+
+from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
+from vsrcompress.checkpoint import build_network_from_checkpoint, network_checkpoint, save_atomic
+
+ARCH = {'type': 'BasicVSRNet', 'num_feat': 16, 'num_block': 1}
+
+
+@pytest.fixture(scope='module')
+def dense_checkpoint(tmp_path_factory) -> str:
+    torch.manual_seed(0)
+    path = str(tmp_path_factory.mktemp('dense') / 'dense.pth')
+    save_atomic(network_checkpoint(BasicVSRNet(num_feat=16, num_block=1), ARCH), path)
+    return path
+
+
+def pruning_options(root, dense, name, total_iter, **pruning) -> dict:
+    opt = tiny_train_options(root, name=name, total_iter=total_iter, num_feat=16)
+    opt['model_type'] = 'PruningVSRModel'
+    opt['path']['pretrain_network_g'] = dense
+    opt['train']['distill_opt'] = {'type': 'CharbonnierLoss', 'loss_weight': 1.0}
+    opt['train']['ema_decay'] = 0
+    opt['pruning'] = {'criterion': 'l1', 'ratio': 0.5, 'parts': ['trunk', 'blocks', 'tail'], 'round_to': 4,
+                      'min_width': 4, 'steps': 2, 'step_interval': 2, **pruning}
+    return opt
+
+
+def read_log(exp) -> str:
+    return '\n'.join(open(p).read() for p in sorted(glob.glob(str(exp / 'train_*.log'))))
+
+
+def test_stepwise_pruning_with_distillation_then_resume_keeps_pruned_shapes(tiny_footage, dense_checkpoint, tmp_path):
+    opt = pruning_options(tiny_footage, dense_checkpoint, 'prune_steps', total_iter=2)
+    run_entry('train.py', opt, tmp_path)
+    exp = tmp_path / 'experiments' / 'prune_steps'
+    assert 'Pruning step 1/2 at iter 1' in read_log(exp) and 'Pruning step 2/2' not in read_log(exp)
+    half = torch.load(exp / 'models' / 'net_g_2.pth', weights_only=True)
+    assert half['pruning']['steps_done'] == 1 and half['teacher'] == dense_checkpoint
+    assert half['widths']['backward'] == 12  # 16 -> 25 % removed at step 1 of 2, multiple of round_to 4
+
+    opt['train']['total_iter'] = 4
+    run_entry('train.py', opt, tmp_path, '--auto_resume')
+    log = read_log(exp)
+    assert 'Resuming training from epoch' in log and 'Pruning step 2/2 at iter 3' in log
+    assert 'l_distill' in log and 'prune/mac_fraction' in log
+    final = torch.load(exp / 'models' / 'net_g_4.pth', weights_only=True)
+    report = final['pruning']
+    assert report['steps_done'] == 2 and len(report['history']) == 2 and report['source'] == dense_checkpoint
+    assert final['widths']['backward'] == 8 and final['widths']['backward_blocks'] == [8]
+    assert report['params_after'] < report['params_before'] and report['mac_fraction'] < 1
+
+    net = build_network_from_checkpoint(str(exp / 'models' / 'net_g_4.pth'))
+    assert net.width_spec() == final['widths']
+    assert sum(p.numel() for p in net.parameters()) == report['params_after']
+
+
+def test_bad_pruning_options_fail_before_training(tiny_footage, dense_checkpoint):
+    opt = pruning_options(tiny_footage, dense_checkpoint, 'bad', total_iter=2, ratio=1.0)
+    opt.update({'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1})
+    with pytest.raises(ValueError, match=r'pruning.ratio: .* must be in \[0, 1\); got 1.0'):
+        build_model(opt)
+    opt['pruning'].update(ratio=0.5, criterion='magnitude')
+    with pytest.raises(ValueError, match=r"pruning.criterion: 'magnitude' is unknown; allowed: \['l1', "):
+        build_model(opt)
+    opt['pruning'].update(criterion='l1', step_interval=-1)
+    with pytest.raises(ValueError, match='pruning.step_interval: expected an integer >= 0'):
+        build_model(opt)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_end_with_the_same_pruned_network(tiny_footage, dense_checkpoint, tmp_path):
+    opt = pruning_options(tiny_footage, dense_checkpoint, 'prune_ddp', total_iter=2, criterion='taylor', steps=1)
+    launcher = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={_free_port()}']
+    run_entry('train.py', opt, tmp_path, '--launcher', 'pytorch', launcher=launcher)
+    exp = tmp_path / 'experiments' / 'prune_ddp'
+    log = read_log(exp)
+    assert 'Pruned widths and weights identical on 2 ranks.' in log
+    assert torch.load(exp / 'models' / 'net_g_2.pth', weights_only=True)['widths']['forward'] == 8
+    assert os.path.isfile(exp / 'models' / 'net_g_latest.pth')

@@ -64,3 +64,11 @@ def run_entry(script: str, opt: dict, workdir, *args: str, launcher: list[str] |
     if proc.returncode != 0:
         raise AssertionError(f'{" ".join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}')
     return proc
+
+
+def as_parsed(opt: dict, is_train: bool = True) -> dict:
+    """What basicsr's parse_options adds to an option dict, for calling ``build_model`` directly."""
+    opt.update({'is_train': is_train, 'dist': False, 'rank': 0, 'world_size': 1, 'auto_resume': False})
+    for phase, dataset in opt.get('datasets', {}).items():
+        dataset.update(phase=phase.split('_')[0], scale=opt['scale'])
+    return opt

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 from basicsr.models import build_model
-from conftest import run_entry, tiny_train_options
+from conftest import as_parsed, run_entry, tiny_train_options
 
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
 from vsrcompress.checkpoint import build_network_from_checkpoint, network_checkpoint, save_atomic
@@ -65,7 +65,7 @@ def test_stepwise_pruning_with_distillation_then_resume_keeps_pruned_shapes(tiny
 
 def test_bad_pruning_options_fail_before_training(tiny_footage, dense_checkpoint):
     opt = pruning_options(tiny_footage, dense_checkpoint, 'bad', total_iter=2, ratio=1.0)
-    opt.update({'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1})
+    as_parsed(opt)
     with pytest.raises(ValueError, match=r'pruning.ratio: .* must be in \[0, 1\); got 1.0'):
         build_model(opt)
     opt['pruning'].update(ratio=0.5, criterion='magnitude')
@@ -88,6 +88,6 @@ def test_two_processes_end_with_the_same_pruned_network(tiny_footage, dense_chec
     run_entry('train.py', opt, tmp_path, '--launcher', 'pytorch', launcher=launcher)
     exp = tmp_path / 'experiments' / 'prune_ddp'
     log = read_log(exp)
-    assert 'Pruned widths and weights identical on 2 ranks.' in log
+    assert 'Pruned weights identical on 2 ranks.' in log
     assert torch.load(exp / 'models' / 'net_g_2.pth', weights_only=True)['widths']['forward'] == 8
     assert os.path.isfile(exp / 'models' / 'net_g_latest.pth')

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 from basicsr.models import build_model
-from conftest import footage_datasets, run_entry, tiny_train_options
+from conftest import as_parsed, footage_datasets, run_entry, tiny_train_options
 
 from vsrcompress.checkpoint import save_atomic
 from vsrcompress.models.recurrent_vsr_model import RecurrentVSRModel
@@ -58,8 +58,7 @@ def test_test_py_reports_psnr_per_clip(tiny_footage, tmp_path):
 
 
 def _model_opt(root, **train) -> dict:
-    opt = tiny_train_options(root)
-    opt.update({'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1, 'auto_resume': False})
+    opt = as_parsed(tiny_train_options(root))
     opt['train'].update(train)
     opt['path'].update({'models': '/nonexistent', 'training_states': '/nonexistent'})
     return opt

@@ -8,9 +8,8 @@ from torch import distributed as dist
 
 from vsrcompress.checkpoint import load_state_strict
 from vsrcompress.models.distill_vsr_model import DistillVSRModel
+from vsrcompress.models.recurrent_vsr_model import check_ranks_agree
 from vsrcompress.pruning import VSRChannelPruner, apply_plan, parse_pruning_config
-
-MODEL_KEYS = ('step_interval',)
 
 
 @MODEL_REGISTRY.register()
@@ -79,23 +78,12 @@ class PruningVSRModel(DistillVSRModel):
             apply_plan(self.net_g_ema, plan)
         self.opt['network_g']['widths'] = net.width_spec()
         if self.opt['dist']:
-            self._check_ranks_agree(net)
+            check_ranks_agree(torch.stack([p.detach().double().sum() for p in net.parameters()]), 'pruned weights')
         self.net_g = self.model_to_device(net)
         self._rebuild_optimizers(current_iter)
         self._log_complexity()
         get_root_logger().info(f'Pruning step {len(self.pruner.history)}/{self.pruning_config.steps} at iter '
                                f'{current_iter}: {self._complexity}; widths {net.width_spec()}')
-
-    @staticmethod
-    def _check_ranks_agree(net: torch.nn.Module) -> None:
-        """All ranks must hold the same pruned network; a silent divergence would corrupt DDP training."""
-        fingerprint = torch.tensor([float(sum(p.double().sum() for p in net.parameters())),
-                                    float(sum(p.numel() for p in net.parameters()))], dtype=torch.float64)
-        gathered = [torch.zeros_like(fingerprint) for _ in range(dist.get_world_size())]
-        dist.all_gather(gathered, fingerprint)
-        if any(not torch.equal(g, gathered[0]) for g in gathered):
-            raise RuntimeError(f'pruning: ranks disagree on the pruned network: {[g.tolist() for g in gathered]}')
-        get_root_logger().info(f'Pruned widths and weights identical on {len(gathered)} ranks.')
 
     def _rebuild_optimizers(self, current_iter: int) -> None:
         """Pruned layers hold new parameter tensors: fresh optimizers, schedulers advanced to the iteration."""

@@ -7,9 +7,21 @@ from basicsr.models.video_recurrent_model import VideoRecurrentModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import MODEL_REGISTRY
+from torch import distributed as dist
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from vsrcompress.checkpoint import load_checkpoint, load_state_strict, network_checkpoint, save_atomic, select_params
+
+def check_ranks_agree(values: torch.Tensor, what: str) -> None:
+    """Fail when ranks hold different ``values`` (e.g. pruned weights, quantizer ranges): DDP would silently train
+    diverging networks."""
+    values = values.detach().double().flatten().cpu()
+    gathered = [torch.zeros_like(values) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, values)
+    if any(g.shape != values.shape or not torch.equal(g, gathered[0]) for g in gathered):
+        raise RuntimeError(f'{what} differ across ranks.')
+    get_root_logger().info(f'{what.capitalize()} identical on {len(gathered)} ranks.')
+
 
 OPTIMIZERS = {'Adam': torch.optim.Adam, 'AdamW': torch.optim.AdamW, 'SGD': torch.optim.SGD}
 FLOW_PARTS = ('spynet', 'edvr')

@@ -1,0 +1,121 @@
+"""QATVSRModel through train.py/test.py: calibration, PTQ report, QAT, resume, INT8 checkpoint, pruned input."""
+import glob
+import socket
+import sys
+
+import pytest
+import torch
+from basicsr.models import build_model
+from conftest import as_parsed, footage_datasets, run_entry, tiny_train_options
+
+from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
+from vsrcompress.checkpoint import network_checkpoint, save_atomic
+from vsrcompress.quantization import INT8_FORMAT
+
+ARCH = {'type': 'BasicVSRNet', 'num_feat': 16, 'num_block': 1}
+
+
+@pytest.fixture(scope='module')
+def fp32_checkpoint(tmp_path_factory) -> str:
+    torch.manual_seed(0)
+    path = str(tmp_path_factory.mktemp('fp32') / 'fp32.pth')
+    save_atomic(network_checkpoint(BasicVSRNet(num_feat=16, num_block=1), ARCH), path)
+    return path
+
+
+def qat_options(root, fp32, name, total_iter, **quantization) -> dict:
+    opt = tiny_train_options(root, name=name, total_iter=total_iter, num_feat=16)
+    opt['model_type'] = 'QATVSRModel'
+    opt['path']['pretrain_network_g'] = fp32
+    opt['train'].update(fix_flow=None, distill_opt={'type': 'CharbonnierLoss', 'loss_weight': 1.0})
+    opt['quantization'] = {'num_bits': 8, 'calibrator': 'max', 'calib_batches': 2, 'ptq_val_clips': 1,
+                           'skip_parts': ['spynet'], **quantization}
+    return opt
+
+
+def read_log(exp) -> str:
+    return '\n'.join(open(p).read() for p in sorted(glob.glob(str(exp / 'train_*.log'))))
+
+
+def amax_of(state: dict) -> dict:
+    return {k: v for k, v in state.items() if k.endswith('_amax')}
+
+
+def test_qat_calibrates_trains_resumes_and_writes_int8(tiny_footage, fp32_checkpoint, tmp_path):
+    opt = qat_options(tiny_footage, fp32_checkpoint, 'qat_tiny', total_iter=2)
+    run_entry('train.py', opt, tmp_path)
+    exp = tmp_path / 'experiments' / 'qat_tiny'
+    log = read_log(exp)
+    assert 'Calibrated' in log and 'PTQ before QAT' in log and 'qat/ptq_psnr' in log
+    first = torch.load(exp / 'models' / 'net_g_2.pth', weights_only=True)
+    ranges = amax_of(first['params'])
+    assert ranges and all(torch.isfinite(v).all() for v in ranges.values())
+    assert amax_of(first['params_ema']).keys() == ranges.keys()
+    assert first['quantization']['source'] == fp32_checkpoint and first['teacher'] == fp32_checkpoint
+
+    opt['train']['total_iter'] = 4
+    run_entry('train.py', opt, tmp_path, '--auto_resume')
+    log = read_log(exp)
+    assert 'Resuming training from epoch' in log and log.count('Calibrated') == 1  # resume does not recalibrate
+    final = torch.load(exp / 'models' / 'net_g_4.pth', weights_only=True)
+    for key, value in ranges.items():  # ranges are frozen buffers: exactly kept through resume
+        if '_input_quantizer' in key or 'skip_quant' in key:
+            assert torch.equal(final['params'][key], value), key
+    assert any(not torch.equal(final['params'][k], first['params'][k]) for k in first['params'] if 'weight' in k)
+
+    int8 = torch.load(exp / 'models' / 'net_g_int8.pth', weights_only=True)
+    assert int8['format'] == INT8_FORMAT and int8['arch']['type'] == 'BasicVSRNet'
+    assert all(q.dtype == torch.int8 for q in int8['int8_weights'].values())
+    assert not any(name.startswith('spynet') for name in int8['int8_weights'])  # skip_parts: [spynet]
+
+    test_opt = {'name': 'eval_int8', 'model_type': 'QATVSRModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 0,
+                'datasets': {'test': footage_datasets(tiny_footage)['val']}, 'network_g': dict(ARCH),
+                'path': {'pretrain_network_g': str(exp / 'models' / 'net_g_int8.pth'), 'strict_load_g': True},
+                'quantization': {},
+                'val': {'save_img': False, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0}}}}
+    run_entry('test.py', test_opt, tmp_path)
+    test_log = open(glob.glob(str(tmp_path / 'results' / 'eval_int8' / 'test_*.log'))[0]).read()
+    assert '# psnr:' in test_log
+
+
+def test_pruned_fp32_checkpoint_goes_through_qat(tiny_footage, tmp_path):
+    slim = BasicVSRNet(num_feat=16, num_block=1, widths={'backward': 8, 'forward': 8, 'backward_blocks': [8],
+                                                         'forward_blocks': [8], 'fusion': 8, 'upsample': [8, 16]})
+    path = str(tmp_path / 'pruned.pth')
+    save_atomic(network_checkpoint(slim, ARCH), path)
+    opt = qat_options(tiny_footage, path, 'qat_pruned', total_iter=2)
+    model = build_model(as_parsed(opt))
+    assert model.net_g.width_spec() == slim.width_spec()
+    assert model.net_teacher.width_spec() == slim.width_spec()  # the teacher is the FP32 pruned network itself
+    model.feed_data({'lq': torch.rand(1, 3, 3, 64, 64), 'gt': torch.rand(1, 3, 3, 256, 256)})
+    model.optimize_parameters(1)
+    assert model.log_dict['l_distill'] > 0 and 'qat/ptq_psnr' in model.log_dict
+
+
+def test_bad_quantization_options_fail_before_work(tiny_footage, fp32_checkpoint):
+    opt = qat_options(tiny_footage, fp32_checkpoint, 'bad', total_iter=2, calibrator='minmax')
+    as_parsed(opt)
+    with pytest.raises(ValueError, match=r"quantization.calibrator: unknown method 'minmax'; allowed: \['max'"):
+        build_model(opt)
+    opt['quantization'].update(calibrator='max', num_bits=9)
+    with pytest.raises(ValueError, match='quantization.num_bits'):
+        build_model(opt)
+    opt['quantization'].update(num_bits=8)
+    opt['path']['pretrain_network_g'] = None
+    with pytest.raises(ValueError, match='path.pretrain_network_g: QATVSRModel quantizes a trained FP32 network'):
+        build_model(opt)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_hold_the_same_ranges(tiny_footage, fp32_checkpoint, tmp_path):
+    opt = qat_options(tiny_footage, fp32_checkpoint, 'qat_ddp', total_iter=1)
+    opt['logger']['save_checkpoint_freq'] = 1
+    launcher = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={_free_port()}']
+    run_entry('train.py', opt, tmp_path, '--launcher', 'pytorch', launcher=launcher)
+    log = read_log(tmp_path / 'experiments' / 'qat_ddp')
+    assert 'Activation ranges identical on 2 ranks.' in log

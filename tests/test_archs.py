@@ -32,6 +32,23 @@ def test_official_checkpoint_loads_strictly_with_identical_output(tmp_path, ours
         torch.testing.assert_close(ours.eval()(x), ref(x), atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize('height, width', [(64, 64), (70, 90), (33, 100)])
+def test_spynet_flow_equals_basicsr_spynet_at_any_size(height, width):
+    from basicsr.archs.spynet_arch import SpyNet
+    from vsrcompress.archs.basicvsr_net_arch import SpyNetFlow
+    torch.manual_seed(0)
+    ref = SpyNet().eval()
+    for p in ref.parameters():
+        p.data.mul_(3)  # large flows, so a wrong rescale or resize would show
+    ours = SpyNetFlow([[32, 64, 32, 16]] * 6).eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    a, b = torch.rand(1, 3, height, width), torch.rand(1, 3, height, width)
+    with torch.no_grad():
+        expected = ref(a, b)
+        assert expected.abs().max() > 1
+        torch.testing.assert_close(ours(a, b), expected, atol=1e-6, rtol=0)
+
+
 def test_spynet_and_edvr_weights_load_from_official_files(tmp_path):
     torch.manual_seed(0)
     ref = IconVSR(num_feat=16, num_block=1)

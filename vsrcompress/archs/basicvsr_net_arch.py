@@ -30,10 +30,11 @@ class ResidualBlock(nn.Module):
         self.conv1 = nn.Conv2d(num_feat, mid_feat, 3, 1, 1, bias=True)
         self.conv2 = nn.Conv2d(mid_feat, num_feat, 3, 1, 1, bias=True)
         self.relu = nn.ReLU(inplace=True)
+        self.skip_quant = nn.Identity()  # INT8: replaced by a quantizer so TensorRT can fuse conv2 with the add
         default_init_weights([self.conv1, self.conv2], 0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(self.relu(self.conv1(x)))
+        return self.skip_quant(x) + self.conv2(self.relu(self.conv1(x)))
 
 
 class ConvResidualTrunk(nn.Module):
@@ -82,34 +83,37 @@ class SpyNetFlow(nn.Module):
         self.register_buffer('std', torch.Tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
 
     def process(self, ref: torch.Tensor, supp: torch.Tensor) -> torch.Tensor:
+        """Coarse-to-fine flow for inputs whose height and width are multiples of 32.
+
+        Every pyramid level is then exactly twice the one below, so no padding is needed (basicsr's version pads,
+        which the ONNX tracer would freeze to the export size); the coarsest level starts from a zero flow.
+        """
         ref = [(ref - self.mean) / self.std]
         supp = [(supp - self.mean) / self.std]
         for _ in range(len(self.basic_module) - 1):
             ref.insert(0, F.avg_pool2d(ref[0], kernel_size=2, stride=2, count_include_pad=False))
             supp.insert(0, F.avg_pool2d(supp[0], kernel_size=2, stride=2, count_include_pad=False))
-        flow = ref[0].new_zeros([ref[0].size(0), 2, ref[0].size(2) // 2, ref[0].size(3) // 2])
+        flow = None
         for level in range(len(ref)):
-            upsampled = F.interpolate(flow, scale_factor=2, mode='bilinear', align_corners=True) * 2.0
-            if upsampled.size(2) != ref[level].size(2):
-                upsampled = F.pad(upsampled, pad=[0, 0, 0, 1], mode='replicate')
-            if upsampled.size(3) != ref[level].size(3):
-                upsampled = F.pad(upsampled, pad=[0, 1, 0, 0], mode='replicate')
+            if flow is None:
+                upsampled = torch.zeros_like(ref[level][:, :2])
+            else:
+                upsampled = F.interpolate(flow, scale_factor=2, mode='bilinear', align_corners=True) * 2.0
             warped = flow_warp(supp[level], upsampled.permute(0, 2, 3, 1), interp_mode='bilinear',
                                padding_mode='border')
             flow = self.basic_module[level](torch.cat([ref[level], warped, upsampled], 1)) + upsampled
         return flow
 
     def forward(self, ref: torch.Tensor, supp: torch.Tensor) -> torch.Tensor:
-        h, w = ref.shape[2:]
-        if min(h, w) <= 32:
+        # Sizes come from the input's shape (not Python numbers), so a traced graph stays correct at every size.
+        h, w = ref.shape[2], ref.shape[3]
+        if not torch.jit.is_tracing() and min(h, w) <= 32:
             raise ValueError(f'SpyNet needs frames larger than 32x32 pixels, got {h}x{w}.')
-        h_up, w_up = math.ceil(h / 32) * 32, math.ceil(w / 32) * 32
+        h_up, w_up = (h + 31) // 32 * 32, (w + 31) // 32 * 32
         ref = F.interpolate(ref, size=(h_up, w_up), mode='bilinear', align_corners=False)
         supp = F.interpolate(supp, size=(h_up, w_up), mode='bilinear', align_corners=False)
         flow = F.interpolate(self.process(ref, supp), size=(h, w), mode='bilinear', align_corners=False)
-        flow[:, 0, :, :] *= float(w) / float(w_up)
-        flow[:, 1, :, :] *= float(h) / float(h_up)
-        return flow
+        return torch.cat([flow[:, :1] * (w / w_up), flow[:, 1:] * (h / h_up)], dim=1)
 
 
 def _load_params(path: str, option_key: str) -> dict:
@@ -323,7 +327,7 @@ class IconVSRNet(_RecurrentVSR):
         h, w = x.shape[3:]
         keyframe_idx = list(range(0, n, self.keyframe_stride))
         if keyframe_idx[-1] != n - 1:
-            keyframe_idx.append(n - 1)
+            keyframe_idx.append(int(n) - 1)  # int: a traced frame count must not become a dict key
         flows_forward, flows_backward = self.get_flow(x)
         feats_keyframe = self.get_keyframe_feature(x, keyframe_idx)
 

@@ -1,0 +1,83 @@
+"""Streaming super-resolution of a video file, frame folder, camera or stream URL to a video or frame folder.
+
+Usage::
+
+    python scripts/infer_video.py --input clip.mp4 --output clip_sr.mp4 --checkpoint pruned.pth --interval 5 --overlap 2
+    python scripts/infer_video.py --input frames/ --output sr_frames --onnx basicvsr_t9.onnx --overlap 2
+    python scripts/infer_video.py --input rtsp://camera/stream --output live_sr.mp4 --engine basicvsr_t9.engine \\
+        --backend tensorrt --device cuda --overlap 2 --report run.json
+
+Each model call sees ``interval + 2 * overlap`` frames and keeps the middle ``interval``; ONNX graphs and
+TensorRT engines take exactly the T they were exported for, so by default ``--interval`` is T - 2 * overlap.
+An interrupted run leaves ``<output stem>.partial<ext>`` (playable) or nothing, never a file under --output.
+"""
+import argparse
+import sys
+
+import vsrcompress  # noqa: F401  (registers the archs with basicsr)
+from vsrcompress.checkpoint import build_network_from_checkpoint
+from vsrcompress.export.cli_options import add_arch_arguments, network_options
+from vsrcompress.inference import BACKENDS, DEVICES, make_backend, run_video_sr, validate_chunking
+
+DEFAULT_TORCH_INTERVAL = 15
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--input', required=True, help='video file, folder of images, camera index or stream URL')
+    parser.add_argument('--output', required=True, help='video file (.mp4/.avi/.mkv/.mov) or folder for PNG frames')
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument('--checkpoint', help='network checkpoint (torch backend)')
+    model.add_argument('--onnx', help='graph from scripts/export.py (onnxruntime backend)')
+    model.add_argument('--engine', help='engine from scripts/export.py --trt (tensorrt backend)')
+    parser.add_argument('--backend', choices=BACKENDS, help='default: by the model file given')
+    parser.add_argument('--device', choices=DEVICES, default='cpu')
+    parser.add_argument('--fp16', action='store_true', help='torch backend on cuda: FP16 autocast')
+    parser.add_argument('--interval', type=int, help=f'frames kept per model call (default: the graph\'s T - 2 * '
+                                                     f'overlap; {DEFAULT_TORCH_INTERVAL} for torch)')
+    parser.add_argument('--overlap', type=int, default=2, help='context frames each side, computed and discarded')
+    parser.add_argument('--fps', type=float, help='output frame rate (default: the input\'s; 25 for folders)')
+    parser.add_argument('--fourcc', help='video codec (default: mp4v for .mp4, MJPG for .avi/.mkv)')
+    parser.add_argument('--report', help='write the timing/memory report as JSON')
+    parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    add_arch_arguments(parser)
+    args = parser.parse_args(argv)
+    default_backend = 'torch' if args.checkpoint else 'onnxruntime' if args.onnx else 'tensorrt'
+    args.backend = args.backend or default_backend
+    if args.backend != default_backend:
+        parser.error(f'--backend {args.backend} needs ' + {'torch': '--checkpoint', 'onnxruntime': '--onnx',
+                                                           'tensorrt': '--engine'}[args.backend])
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    net = None
+    if args.backend == 'torch':
+        if args.interval is not None:  # check chunking before loading anything
+            validate_chunking(args.interval, args.overlap)
+        net = build_network_from_checkpoint(args.checkpoint, network_options(args.arch, args.arch_opt),
+                                            args.param_key)
+    backend = make_backend(args.backend, args.device, net=net, onnx_path=args.onnx, engine_path=args.engine,
+                           fp16=args.fp16)
+    interval = args.interval
+    if interval is None:
+        interval = DEFAULT_TORCH_INTERVAL if backend.window_frames is None else backend.window_frames - 2 * args.overlap
+        if interval < 2:
+            raise ValueError(f'overlap: the model takes {backend.window_frames}-frame windows; --overlap {args.overlap} '
+                             f'leaves {interval} output frames per call. Use --overlap at most '
+                             f'{(backend.window_frames - 2) // 2}, or export with more --frames.')
+    run_video_sr(args.input, args.output, backend, interval, args.overlap, report_path=args.report, fps=args.fps,
+                 fourcc=args.fourcc, progress=not args.no_progress)
+    return 0
+
+
+if __name__ == '__main__':
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr)
+        sys.exit(130)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,89 @@
+"""Run an exported graph in ONNX Runtime on the same clip as PyTorch and measure how closely they agree."""
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from vsrcompress.export.onnx_export import INPUT_NAME, OnnxGraphSpec, read_graph_spec
+
+DEFAULT_FP32_ATOL = 1e-3  # on outputs in [0, 1]: a quarter of an 8-bit gray level
+
+
+class OnnxMismatchError(RuntimeError):
+    """An FP32 graph whose ONNX Runtime output differs from PyTorch by more than the tolerance."""
+
+
+@dataclass(frozen=True)
+class OnnxMatch:
+    """PyTorch vs ONNX Runtime on one clip size: worst absolute difference and PSNR (data range 1)."""
+    height: int
+    width: int
+    max_abs_error: float
+    psnr_db: float
+    torch_seconds: float
+    onnxruntime_seconds: float
+
+
+def output_psnr(reference: np.ndarray, other: np.ndarray) -> float:
+    """PSNR in dB between two outputs with data range 1 (inf when identical)."""
+    mse = float(np.mean((reference.astype(np.float64) - other.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def check_sizes(spec: OnnxGraphSpec, height: int, width: int) -> list[tuple[int, int]]:
+    """Sizes to compare at: the export size, plus an unaligned other size for dynamic graphs."""
+    return [(height, width), (height + 6, width + 10)] if spec.dynamic else [(spec.height, spec.width)]
+
+
+def compare_with_torch(onnx_path: str, net: nn.Module, sizes: list[tuple[int, int]], seed: int = 0,
+                       providers: list[str] | None = None) -> list[OnnxMatch]:
+    """Run ``net`` (FP32, CPU) and the graph on the same random clips, one per size."""
+    spec = read_graph_spec(onnx_path)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # FP16 graphs: ORT warns for every node it cannot constant-fold in FP16
+    session = ort.InferenceSession(onnx_path, options, providers=providers or ['CPUExecutionProvider'])
+    input_dtype = np.float16 if spec.precision == 'fp16' else np.float32
+    generator = torch.Generator().manual_seed(seed)
+    was_training, device = net.training, next(net.parameters()).device
+    net.eval().cpu()
+    matches = []
+    try:
+        for height, width in sizes:
+            clip = torch.rand(1, spec.frames, 3, height, width, generator=generator)
+            start = time.perf_counter()
+            with torch.no_grad():
+                expected = net(clip).numpy()
+            torch_s = time.perf_counter() - start
+            start = time.perf_counter()
+            got = session.run(None, {INPUT_NAME: clip.numpy().astype(input_dtype)})[0].astype(np.float32)
+            ort_s = time.perf_counter() - start
+            if got.shape != expected.shape:
+                raise OnnxMismatchError(f'{onnx_path}: output shape {got.shape} at input {height}x{width}, '
+                                        f'PyTorch gives {expected.shape}.')
+            matches.append(OnnxMatch(height, width, float(np.abs(got - expected).max()), output_psnr(expected, got),
+                                     torch_s, ort_s))
+    finally:
+        net.train(was_training).to(device)
+    return matches
+
+
+def check_onnx(onnx_path: str, net: nn.Module, height: int, width: int, atol: float = DEFAULT_FP32_ATOL
+               ) -> list[OnnxMatch]:
+    """Compare graph and network (two sizes for dynamic graphs); raise ``OnnxMismatchError`` if FP32 differs.
+
+    FP16 graphs are only reported: ONNX Runtime's CPU provider runs many FP16 nodes through inserted casts to
+    FP32, so on CPU the comparison measures the FP16 rounding of weights and I/O, not FP16 arithmetic.
+    """
+    spec = read_graph_spec(onnx_path)
+    matches = compare_with_torch(onnx_path, net, check_sizes(spec, height, width))
+    if spec.precision == 'fp32':
+        bad = [m for m in matches if not m.max_abs_error <= atol]
+        if bad:
+            details = '; '.join(f'{m.height}x{m.width}: max abs error {m.max_abs_error:.3g}, PSNR {m.psnr_db:.1f} dB'
+                                for m in bad)
+            raise OnnxMismatchError(f'{onnx_path}: ONNX Runtime does not match PyTorch within {atol:g}: {details}')
+    return matches

@@ -1,0 +1,131 @@
+"""Export a BasicVSR/IconVSR network (dense or pruned) to ONNX for a window of T frames.
+
+The recurrence is unrolled by tracing, so T is fixed in the graph; the streaming pipeline feeds windows of
+exactly T = interval + 2 * overlap frames. Height and width are fixed or dynamic: SpyNet computes its internal
+resize from the input's shape, so one dynamic graph is correct at every size (checked in tests at a size other
+than the export size). The graph's contract (frames, size, scale,
+precision) is stored in the model's metadata, where the inference backends read it.
+
+Precisions: ``fp32``, ``fp16`` (the FP32 graph converted, see ``fp16_graph``). INT8 placements are meant to
+join ``PRECISIONS`` as graph passes over the FP32 graph that place Q/DQ pairs from the quantization engine's
+calibrated amax values (docs_deploy.md describes the design).
+"""
+import contextlib
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import asdict, dataclass
+
+import onnx
+import torch
+from torch import nn
+
+from vsrcompress.archs.basicvsr_net_arch import IconVSRNet
+from vsrcompress.export.deform_conv_symbolic import DEFORM_CONV_OPSET, deform_conv_symbolic
+from vsrcompress.export.fp16_graph import convert_graph_to_fp16
+
+PRECISIONS = ('fp32', 'fp16')
+DEFAULT_OPSET = 17
+INPUT_NAME, OUTPUT_NAME = 'lq', 'sr'
+MIN_SIZE = 33  # SpyNet's coarsest pyramid level needs frames larger than 32 px
+_METADATA_KEY = 'vsrcompress.graph'
+
+
+@dataclass(frozen=True)
+class OnnxGraphSpec:
+    """What an exported graph takes and gives: a (1, frames, 3, height, width) clip, ``scale`` x larger out.
+
+    ``height``/``width`` are None when the graph has dynamic spatial axes.
+    """
+    frames: int
+    height: int | None
+    width: int | None
+    scale: int
+    precision: str
+    arch: str
+    opset: int
+
+    @property
+    def dynamic(self) -> bool:
+        return self.height is None
+
+
+def read_graph_spec(model: str | onnx.ModelProto) -> OnnxGraphSpec:
+    """The ``OnnxGraphSpec`` stored in a graph written by ``export_onnx``."""
+    source = model if isinstance(model, str) else 'the ONNX model'
+    if isinstance(model, str):
+        if not os.path.isfile(model):
+            raise FileNotFoundError(f'onnx: {model} does not exist.')
+        model = onnx.load(model, load_external_data=False)
+    props = {p.key: p.value for p in model.metadata_props}
+    if _METADATA_KEY not in props:
+        raise ValueError(f'onnx: {source} was not written by vsrcompress.export (no {_METADATA_KEY!r} metadata); '
+                         'export it with scripts/export.py.')
+    return OnnxGraphSpec(**json.loads(props[_METADATA_KEY]))
+
+
+def _check_request(net: nn.Module, frames: int, height: int, width: int, precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f'precision: {precision!r} is not supported; allowed: {list(PRECISIONS)}')
+    min_frames = 2 * net.temporal_padding + 1 if isinstance(net, IconVSRNet) else 2
+    if not isinstance(frames, int) or frames < min_frames:
+        raise ValueError(f'frames: {type(net).__name__} needs a window of at least {min_frames} frames, got {frames!r}')
+    for key, value in (('height', height), ('width', width)):
+        if not isinstance(value, int) or value < MIN_SIZE:
+            raise ValueError(f'{key}: must be an integer >= {MIN_SIZE} (SpyNet needs frames larger than 32 px), '
+                             f'got {value!r}')
+
+
+def export_onnx(net: nn.Module, path: str, frames: int, height: int, width: int, dynamic: bool = False,
+                precision: str = 'fp32', opset: int | None = None) -> OnnxGraphSpec:
+    """Trace ``net`` on a (1, frames, 3, height, width) clip and write the ONNX graph atomically to ``path``.
+
+    Args:
+        net: A BasicVSRNet/IconVSRNet (any width spec); exported in eval mode on CPU, left unchanged.
+        path: Output ``.onnx`` file; written to a temporary file first, then renamed.
+        frames: Window length T the graph takes (the recurrence is unrolled for exactly T frames).
+        height: Input height used for tracing; the graph's fixed height unless ``dynamic``.
+        width: Input width used for tracing; the graph's fixed width unless ``dynamic``.
+        dynamic: Leave height and width of input and output as symbolic axes.
+        precision: One of ``PRECISIONS``.
+        opset: ONNX opset; default 17, and 19 (the first with DeformConv) for IconVSR.
+    """
+    _check_request(net, frames, height, width, precision)
+    needs_deform_conv = isinstance(net, IconVSRNet)
+    opset = opset or (DEFORM_CONV_OPSET if needs_deform_conv else DEFAULT_OPSET)
+    if needs_deform_conv and opset < DEFORM_CONV_OPSET:
+        raise ValueError(f'opset: IconVSR needs DeformConv, which ONNX has from opset {DEFORM_CONV_OPSET}; '
+                         f'got {opset}')
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise ValueError(f'output: cannot write {path}: folder {folder} does not exist or is not writable.')
+
+    was_training = net.training
+    device = next(net.parameters()).device
+    net.eval().cpu()
+    clip = torch.rand(1, frames, 3, height, width, generator=torch.Generator().manual_seed(0))
+    dynamic_axes = {INPUT_NAME: {3: 'height', 4: 'width'}, OUTPUT_NAME: {3: 'out_height', 4: 'out_width'}}
+    fd, tmp = tempfile.mkstemp(prefix='.tmp_', suffix='.onnx', dir=folder)
+    os.close(fd)
+    try:
+        with torch.no_grad(), contextlib.ExitStack() as stack, warnings.catch_warnings():
+            warnings.simplefilter('ignore', torch.jit.TracerWarning)  # shape-to-Python conversions are handled
+            if needs_deform_conv:
+                stack.enter_context(deform_conv_symbolic())
+            torch.onnx.export(net, (clip,), tmp, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              opset_version=opset, dynamo=False, dynamic_axes=dynamic_axes if dynamic else None)
+        model = onnx.load(tmp)
+        if precision == 'fp16':
+            model = convert_graph_to_fp16(model)
+        spec = OnnxGraphSpec(frames=frames, height=None if dynamic else height, width=None if dynamic else width,
+                             scale=int(net.scale), precision=precision, arch=type(net).__name__, opset=opset)
+        meta = model.metadata_props.add()
+        meta.key, meta.value = _METADATA_KEY, json.dumps(asdict(spec))
+        onnx.save(model, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        net.train(was_training).to(device)
+    return spec

@@ -1,0 +1,108 @@
+"""Where SR frames go: a video file (OpenCV VideoWriter) or a folder of PNGs, never half-written as complete.
+
+Frames are written to a temporary name beside the output (``.tmp_<name>``) and renamed to the output only
+when the run completes. A run that stops early (error or Ctrl-C) releases the writer properly, so what was
+written is a playable file, and renames it to ``<stem>.partial<ext>`` (``<folder>.partial`` for frames); if no
+frame was written, the temporary output is removed and nothing is left.
+"""
+import os
+import shutil
+
+import cv2
+import numpy as np
+
+VIDEO_FOURCC = {'.mp4': 'mp4v', '.m4v': 'mp4v', '.mov': 'mp4v', '.avi': 'MJPG', '.mkv': 'MJPG'}
+
+
+def partial_path(path: str) -> str:
+    """Where an incomplete run leaves its output: ``out.partial.mp4`` for ``out.mp4``."""
+    stem, ext = os.path.splitext(path.rstrip(os.sep))
+    return f'{stem}.partial{ext}'
+
+
+def check_writable_folder(path: str) -> str:
+    """The folder ``path`` would be written into; a ValueError naming the problem if it cannot be."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        what = 'is not a folder' if os.path.exists(folder) else 'does not exist'
+        raise ValueError(f'output: cannot write {path}: {folder} {what}.')
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f'output: cannot write {path}: folder {folder} is not writable.')
+    return folder
+
+
+class FrameSink:
+    """Write BGR uint8 frames of one size; ``finish()`` publishes the output, ``abort()`` keeps a partial one."""
+
+    def __init__(self, path: str, fps: float, width: int, height: int, fourcc: str | None = None):
+        self.path = path.rstrip(os.sep)
+        self.size = (width, height)
+        self.frames_written = 0
+        self.partial: str | None = None  # set by abort() when a partial output was kept
+        folder = check_writable_folder(self.path)
+        self.tmp = os.path.join(folder, '.tmp_' + os.path.basename(self.path))
+        ext = os.path.splitext(self.path)[1].lower()
+        self.is_video = bool(ext)
+        if os.path.exists(self.path) and os.path.isdir(self.path) == self.is_video:
+            want = 'a video file' if self.is_video else 'a frame folder'
+            raise ValueError(f'output: {path} exists and is not {want}; remove it or choose another name.')
+        self._writer = None
+        if self.is_video:
+            fourcc = fourcc or VIDEO_FOURCC.get(ext)
+            if fourcc is None:
+                raise ValueError(f'output: unknown video extension {ext!r} for {path}; use one of '
+                                 f'{sorted(VIDEO_FOURCC)}, give --fourcc, or a path without extension for frames.')
+            self._writer = cv2.VideoWriter(self.tmp, cv2.VideoWriter_fourcc(*fourcc), fps, self.size)
+            if not self._writer.isOpened():
+                self._remove_tmp()
+                raise ValueError(f'output: OpenCV cannot write {ext} video with fourcc {fourcc!r} to {path}.')
+        else:
+            if os.path.isdir(self.path) and os.listdir(self.path):
+                raise ValueError(f'output: frame folder {path} exists and is not empty.')
+            self._remove_tmp()
+            os.makedirs(self.tmp)
+
+    def write(self, frame: np.ndarray) -> None:
+        if frame.shape[1::-1] != self.size:
+            raise ValueError(f'output: frame of {frame.shape[1]}x{frame.shape[0]} for a {self.size[0]}x{self.size[1]} '
+                             'output.')
+        if self._writer is not None:
+            self._writer.write(frame)
+        elif not cv2.imwrite(os.path.join(self.tmp, f'{self.frames_written:08d}.png'), frame):
+            raise OSError(f'output: cannot write frame {self.frames_written} into {self.tmp}.')
+        self.frames_written += 1
+
+    def _release(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+    def _remove_tmp(self) -> None:
+        if os.path.isdir(self.tmp):
+            shutil.rmtree(self.tmp)
+        elif os.path.exists(self.tmp):
+            os.remove(self.tmp)
+
+    def _publish(self, target: str) -> None:
+        if os.path.isdir(target):
+            os.rmdir(target)  # an empty folder (checked at open)
+        os.replace(self.tmp, target)
+
+    def finish(self) -> str:
+        """Finalize and move the output into place; returns its path."""
+        self._release()
+        self._publish(self.path)
+        return self.path
+
+    def abort(self) -> str | None:
+        """Finalize what was written as ``partial_path(path)`` (playable), or remove it if empty; returns it."""
+        self._release()
+        if self.frames_written == 0:
+            self._remove_tmp()
+            return None
+        target = partial_path(self.path)
+        if os.path.isdir(target):
+            shutil.rmtree(target)
+        self._publish(target)
+        self.partial = target
+        return target

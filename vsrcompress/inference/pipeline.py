@@ -1,0 +1,207 @@
+"""Streaming video super-resolution: decode thread -> model (caller's thread) -> encode thread.
+
+The stages talk through bounded queues, so decoding and encoding overlap the model and memory stays bounded
+for streams of any length. An exception in any stage stops all three (each waits on its queue with a
+timeout and checks a shared stop flag) and is re-raised in the caller's thread after the threads are joined;
+Ctrl-C in the caller's thread does the same. The output is then finalized as a playable partial file (see
+``frame_sink``), never left under the output name.
+"""
+import queue
+import sys
+import threading
+import time
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vsrcompress.inference.backends import Backend
+from vsrcompress.inference.chunk_plan import ChunkPlanner
+from vsrcompress.inference.frame_sink import FrameSink, check_writable_folder
+from vsrcompress.inference.frame_source import FrameSource, open_frame_source
+from vsrcompress.inference.run_report import RunStats, format_report, write_report_json
+
+_END = object()
+_POLL_SECONDS = 0.1
+
+
+class _Stopped(Exception):
+    """Another stage failed; this one leaves quietly (the other stage's exception is the one raised)."""
+
+
+class _Stages:
+    """The stop flag, the first error, and queue operations that give up when the flag is set."""
+
+    def __init__(self):
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+
+    def fail(self, err: BaseException) -> None:
+        if not isinstance(err, _Stopped):
+            self.errors.append(err)
+        self.stop.set()
+
+    def put(self, q: queue.Queue, item) -> None:
+        while not self.stop.is_set():
+            try:
+                q.put(item, timeout=_POLL_SECONDS)
+                return
+            except queue.Full:
+                pass
+        raise _Stopped
+
+    def get(self, q: queue.Queue):
+        while True:
+            try:
+                return q.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                if self.stop.is_set():
+                    raise _Stopped from None
+
+
+def _decode(source: FrameSource, padded: tuple[int, int], out_q: queue.Queue, stages: _Stages, stats: RunStats):
+    try:
+        pad_h, pad_w = padded[0] - source.height, padded[1] - source.width
+        for index, frame in enumerate(source):
+            read_at = time.perf_counter()
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            if pad_h or pad_w:
+                rgb = cv2.copyMakeBorder(rgb, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
+            stages.put(out_q, (index, rgb, read_at))
+            stats.frames_in += 1
+        stages.put(out_q, _END)
+    except BaseException as err:  # noqa: BLE001  (handed to the caller's thread)
+        stages.fail(err)
+
+
+def _encode(sink: FrameSink, in_q: queue.Queue, stages: _Stages, stats: RunStats, total: int | None, progress: bool):
+    bar = tqdm(total=total, unit='frame', desc='super-resolving', disable=not progress, file=sys.stderr)
+    try:
+        while (item := stages.get(in_q)) is not _END:
+            _, rgb, read_at = item
+            sink.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            stats.frame_latency_seconds.append(time.perf_counter() - read_at)
+            stats.frames_out += 1
+            bar.update(1)
+    except BaseException as err:  # noqa: BLE001
+        stages.fail(err)
+    finally:
+        bar.close()
+
+
+def _run_model(backend: Backend, planner: ChunkPlanner, crop: tuple[int, int], in_q: queue.Queue,
+               out_q: queue.Queue, stages: _Stages, stats: RunStats) -> None:
+    """The caller's-thread stage: buffer decoded frames, run each window, pass the kept SR frames on."""
+    buffer: dict[int, tuple[np.ndarray, float]] = {}
+    available, ended = 0, False
+    out_h, out_w = crop[0] * backend.scale, crop[1] * backend.scale
+    while True:
+        window = planner.next_window(available, ended)
+        if window is None:
+            if ended:
+                break
+            item = stages.get(in_q)
+            if item is _END:
+                ended = True
+            else:
+                buffer[item[0]] = item[1:]
+                available += 1
+            continue
+        clip = np.stack([buffer[i][0] for i in window.indices])
+        start = time.perf_counter()
+        sr = backend.infer(clip)
+        stats.chunk_seconds.append(time.perf_counter() - start)
+        stats.chunk_frames.append(len(window.indices))
+        for index in range(window.keep_start, window.keep_stop):
+            stages.put(out_q, (index, sr[index - window.first, :out_h, :out_w], buffer[index][1]))
+        for index in [i for i in buffer if i < planner.oldest_needed()]:
+            del buffer[index]
+    stages.put(out_q, _END)
+
+
+def super_resolve_stream(source: FrameSource, sink: FrameSink, backend: Backend, planner: ChunkPlanner,
+                         stats: RunStats, progress: bool = True) -> None:
+    """Run the three stages until the source ends; raise the first stage error after stopping all of them.
+
+    The sink is finished on success and aborted (partial output kept, see ``frame_sink``) otherwise; ``stats``
+    is filled in either way.
+    """
+    padded = backend.padded_size(source.height, source.width)
+    depth = 2 * planner.frames
+    decoded, encoded = queue.Queue(maxsize=depth), queue.Queue(maxsize=depth)
+    stages = _Stages()
+    threads = [threading.Thread(target=_decode, args=(source, padded, decoded, stages, stats), name='decode',
+                                daemon=True),
+               threading.Thread(target=_encode, args=(sink, encoded, stages, stats, source.frame_count, progress),
+                                name='encode', daemon=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        _run_model(backend, planner, (source.height, source.width), decoded, encoded, stages, stats)
+    except BaseException as err:  # noqa: BLE001  (KeyboardInterrupt included: stop the threads, then re-raise)
+        stages.fail(err)
+    for thread in threads:
+        while thread.is_alive():  # a second Ctrl-C while the threads wind down must not skip the cleanup
+            try:
+                thread.join()
+            except KeyboardInterrupt as err:
+                stages.fail(err)
+    source.close()
+    if not stages.errors and stats.frames_out != stats.frames_in:
+        stages.errors.append(RuntimeError(f'{stats.frames_in} frames decoded but {stats.frames_out} written.'))
+    if stages.errors:
+        partial = sink.abort()
+        where = f'{sink.frames_written} frames kept in {partial}' if partial else 'no output kept'
+        print(f'run stopped early ({type(stages.errors[0]).__name__}): {where}', file=sys.stderr)
+        raise stages.errors[0]
+    sink.finish()
+
+
+def run_video_sr(input_spec: str, output: str, backend: Backend, interval: int, overlap: int,
+                 report_path: str | None = None, fps: float | None = None, fourcc: str | None = None,
+                 progress: bool = True) -> dict:
+    """Super-resolve ``input_spec`` into ``output``; every check runs before the first frame is processed.
+
+    Args:
+        input_spec: Video file, folder of images, camera index or stream URL (see ``open_frame_source``).
+        output: Video file (``.mp4``, ``.avi``, ...) or, without extension, a folder of PNG frames.
+        backend: A ``Backend`` from ``make_backend``.
+        interval: Output frames kept per model call (>= 2).
+        overlap: Context frames on each side of a chunk, computed and discarded (< interval).
+        report_path: Also write the report as JSON here.
+        fps: Output frame rate; default the input's (25 for folders).
+        fourcc: Video codec; default by extension (mp4v for .mp4, MJPG for .avi/.mkv).
+        progress: Show a tqdm progress bar.
+
+    Returns:
+        The report (also printed): frame counts, FPS, chunk and end-to-end latency p50/p95, memory.
+    """
+    planner = ChunkPlanner(interval, overlap, backend.window_frames, backend.min_frames)
+    if report_path:
+        check_writable_folder(report_path)
+    source = open_frame_source(input_spec, fps)
+    try:
+        padded = backend.padded_size(source.height, source.width)
+        sink = FrameSink(output, source.fps, source.width * backend.scale, source.height * backend.scale, fourcc)
+    except BaseException:
+        source.close()
+        raise
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    context = {'input': input_spec, 'output': output, **backend.describe(), 'interval': interval, 'overlap': overlap,
+               'window_frames': planner.frames, 'input_size': [source.height, source.width],
+               'padded_size': list(padded),
+               'output_size': [source.height * backend.scale, source.width * backend.scale]}
+    stats = RunStats()
+    try:
+        super_resolve_stream(source, sink, backend, planner, stats, progress)
+    except BaseException:
+        if report_path:
+            write_report_json(stats.report(**context, complete=False, partial_output=sink.partial), report_path)
+        raise
+    report = stats.report(**context, complete=True, gpu_peak_mib=backend.gpu_peak_mib())
+    print(format_report(report))
+    if report_path:
+        write_report_json(report, report_path)
+    return report

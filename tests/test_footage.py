@@ -334,23 +334,3 @@ def test_demo_config_trains_and_validates(tiny_footage, tmp_path):
     psnr = model.metric_results['val_02_chelsea'][:, 0]
     assert psnr.shape == (4,) and torch.isfinite(psnr).all() and (psnr > 5).all()
     assert model.best_metric_results['demo_val']['psnr']['val'] > 5
-
-
-@pytest.mark.parametrize('name', ['demo/train_basicvsr_demo', 'finetune_basicvsr_footage', 'finetune_iconvsr_footage',
-                                  'test_footage'])
-def test_option_files_name_registered_parts_and_the_footage_layout(name):
-    from basicsr.archs import build_network
-    from basicsr.utils.registry import DATASET_REGISTRY, MODEL_REGISTRY
-    with open(os.path.join(REPO, 'options', f'{name}.yml')) as f:
-        opt = yaml.safe_load(f)
-    assert opt['model_type'] in MODEL_REGISTRY
-    for phase, ds in opt['datasets'].items():
-        assert ds['type'] in DATASET_REGISTRY
-        split = 'train' if phase == 'train' else 'val'
-        root = ds['meta_info_file'].rsplit('/', 1)[0]
-        assert ds['meta_info_file'] == layout.meta_info_path(root, split)
-        suffix = layout.LMDB_SUFFIX if ds['io_backend']['type'] == 'lmdb' else ''
-        assert ds['dataroot_gt'] == layout.split_dir(root, split, layout.GT_DIR) + suffix
-        assert ds['dataroot_lq'] == layout.split_dir(root, split, layout.LQ_DIR) + suffix
-    net = build_network(copy.deepcopy(opt['network_g']))
-    assert net.scale == opt['scale']

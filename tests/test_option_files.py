@@ -1,0 +1,47 @@
+"""Every shipped option file names registered parts, the footage layout, and valid compression sections."""
+import copy
+import glob
+import os
+
+import pytest
+import yaml
+from basicsr.archs import build_network
+from basicsr.utils.registry import DATASET_REGISTRY, MODEL_REGISTRY
+
+from vsrcompress.footage import layout
+from vsrcompress.pruning import parse_pruning_config
+from vsrcompress.quantization import QuantConfig
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OPTION_FILES = sorted(os.path.relpath(p, os.path.join(REPO, 'options'))
+                      for p in glob.glob(os.path.join(REPO, 'options', '**', '*.yml'), recursive=True))
+
+
+def test_there_are_option_files_for_every_stage():
+    assert {'demo/train_basicvsr_demo.yml', 'finetune_basicvsr_footage.yml', 'finetune_iconvsr_footage.yml',
+            'test_footage.yml', 'basicvsr_prune.yml', 'iconvsr_prune.yml', 'basicvsr_qat.yml',
+            'iconvsr_qat.yml'} <= set(OPTION_FILES)
+
+
+@pytest.mark.parametrize('name', OPTION_FILES)
+def test_option_file_is_consistent(name):
+    with open(os.path.join(REPO, 'options', name)) as f:
+        opt = yaml.safe_load(f)
+    assert opt['model_type'] in MODEL_REGISTRY
+    for phase, ds in opt['datasets'].items():
+        assert ds['type'] in DATASET_REGISTRY
+        split = 'train' if phase == 'train' else 'val'
+        root = ds['meta_info_file'].rsplit('/', 1)[0]
+        assert ds['meta_info_file'] == layout.meta_info_path(root, split)
+        suffix = layout.LMDB_SUFFIX if ds['io_backend']['type'] == 'lmdb' else ''
+        assert ds['dataroot_gt'] == layout.split_dir(root, split, layout.GT_DIR) + suffix
+        assert ds['dataroot_lq'] == layout.split_dir(root, split, layout.LQ_DIR) + suffix
+    net = build_network(copy.deepcopy(opt['network_g']))
+    assert net.scale == opt['scale']
+    if 'pruning' in opt:
+        section = {k: v for k, v in opt['pruning'].items() if k != 'step_interval'}
+        assert parse_pruning_config(section).steps >= 1
+    if 'quantization' in opt:
+        assert QuantConfig.from_dict(opt['quantization'], ignore=['ptq_val_clips']).num_bits == 8
+    if opt['model_type'] in ('PruningVSRModel', 'QATVSRModel'):
+        assert opt['path']['pretrain_network_g'] and opt['train']['distill_opt']['loss_weight'] > 0

@@ -15,7 +15,7 @@ import argparse
 import sys
 
 import vsrcompress  # noqa: F401  (registers the archs with basicsr)
-from vsrcompress.checkpoint import build_network_from_checkpoint
+from vsrcompress.export import load_deployable_network
 from vsrcompress.export.cli_options import add_arch_arguments, network_options
 from vsrcompress.inference import BACKENDS, DEVICES, make_backend, run_video_sr, validate_chunking
 
@@ -27,8 +27,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--input', required=True, help='video file, folder of images, camera index or stream URL')
     parser.add_argument('--output', required=True, help='video file (.mp4/.avi/.mkv/.mov) or folder for PNG frames')
     model = parser.add_mutually_exclusive_group(required=True)
-    model.add_argument('--checkpoint', help='network checkpoint (torch backend)')
-    model.add_argument('--onnx', help='graph from scripts/export.py (onnxruntime backend)')
+    model.add_argument('--checkpoint', help='network checkpoint, INT8 ones run fake-quantized (torch backend)')
+    model.add_argument('--onnx', help='graph from scripts/export.py, any precision (onnxruntime backend)')
     model.add_argument('--engine', help='engine from scripts/export.py --trt (tensorrt backend)')
     parser.add_argument('--backend', choices=BACKENDS, help='default: by the model file given')
     parser.add_argument('--device', choices=DEVICES, default='cpu')
@@ -56,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.backend == 'torch':
         if args.interval is not None:  # check chunking before loading anything
             validate_chunking(args.interval, args.overlap)
-        net = build_network_from_checkpoint(args.checkpoint, network_options(args.arch, args.arch_opt),
-                                            args.param_key)
+        net = load_deployable_network(args.checkpoint, network_options(args.arch, args.arch_opt), args.param_key).net
     backend = make_backend(args.backend, args.device, net=net, onnx_path=args.onnx, engine_path=args.engine,
                            fp16=args.fp16)
     interval = args.interval

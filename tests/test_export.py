@@ -122,7 +122,7 @@ def test_fp32_mismatch_raises(dense_graph):
 @pytest.mark.parametrize('kwargs, message', [
     ({'height': 32}, r'height: must be an integer >= 33'),
     ({'frames': 1}, r'frames: BasicVSRNet needs a window of at least 2 frames'),
-    ({'precision': 'int8'}, r"precision: 'int8' is not supported; allowed: \['fp32', 'fp16'\]"),
+    ({'precision': 'int8'}, r"precision: 'int8' is not supported; allowed: \['fp32', 'fp16', 'int8-trt', 'int8-ort'\]"),
     ({'opset': 17, 'iconvsr': True}, r'opset: IconVSR needs DeformConv'),
 ])
 def test_bad_export_requests_fail_clearly(tmp_path, kwargs, message):
@@ -177,3 +177,12 @@ def test_export_script_on_official_style_checkpoint(tmp_path):
                               '--dynamic', '--no-check', '--arch', 'BasicVSRNet', '--arch-opt', 'num_feat=8',
                               '--arch-opt', 'num_block=1', '--arch-opt', f'widths={widths}'])
     assert code == 0 and read_graph_spec(str(tmp_path / 'o.onnx')).dynamic
+
+
+@pytest.mark.parametrize('flags', [['--fp16'], ['--precision', 'fp16']])
+def test_export_script_fp16_flag_and_precision_agree(tmp_path, flags):
+    ckpt = str(tmp_path / 'dense.pth')
+    save_atomic(network_checkpoint(tiny_basicvsr(), {'type': 'BasicVSRNet', 'num_feat': 8, 'num_block': 1}), ckpt)
+    code = run_export_script(['--checkpoint', ckpt, '--output', str(tmp_path / 'h.onnx'), '--frames', '2', '--dynamic',
+                              '--no-check', *flags])
+    assert code == 0 and read_graph_spec(str(tmp_path / 'h.onnx')).precision == 'fp16'

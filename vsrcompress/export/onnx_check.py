@@ -1,6 +1,12 @@
-"""Run an exported graph in ONNX Runtime on the same clip as PyTorch and measure how closely they agree."""
+"""Run an exported graph in ONNX Runtime on the same clip as PyTorch and measure how closely they agree.
+
+FP32/FP16 graphs are compared with the float network (a quantized network runs with its quantizers bypassed);
+INT8 graphs with the fake-quantized network, which is what their Q/DQ nodes express.
+"""
+import contextlib
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -8,13 +14,20 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from vsrcompress.export.onnx_export import INPUT_NAME, OnnxGraphSpec, read_graph_spec
+from vsrcompress.export.int8_network import quantizers_bypassed
+from vsrcompress.export.onnx_export import INPUT_NAME, INT8_PRECISIONS, OnnxGraphSpec, read_graph_spec
+from vsrcompress.quantization.quantizers import is_quantized
 
 DEFAULT_FP32_ATOL = 1e-3  # on outputs in [0, 1]: a quarter of an 8-bit gray level
+# INT8 graph vs the fake-quantized network. Q/DQ on conv inputs and weights (int8-trt) is the fake quantization
+# itself (tiny BasicVSR in tests: 75-80 dB, rounding-tie and float-order differences); int8-ort also quantizes conv
+# outputs and residual sums, which the fake-quantized network keeps float (tests: 48-58 dB; measured numbers in
+# docs/deploy.md). 40 dB = RMS error of a quarter of an 8-bit gray level.
+DEFAULT_INT8_MIN_PSNR = 40.0
 
 
 class OnnxMismatchError(RuntimeError):
-    """An FP32 graph whose ONNX Runtime output differs from PyTorch by more than the tolerance."""
+    """An FP32 (INT8) graph whose ONNX Runtime output differs from PyTorch by more than the tolerance (bound)."""
 
 
 @dataclass(frozen=True)
@@ -40,22 +53,37 @@ def check_sizes(spec: OnnxGraphSpec, height: int, width: int) -> list[tuple[int,
 
 
 def compare_with_torch(onnx_path: str, net: nn.Module, sizes: list[tuple[int, int]], seed: int = 0,
-                       providers: list[str] | None = None) -> list[OnnxMatch]:
-    """Run ``net`` (FP32, CPU) and the graph on the same random clips, one per size."""
+                       providers: list[str] | None = None, clips: Sequence[torch.Tensor] | None = None
+                       ) -> list[OnnxMatch]:
+    """Run ``net`` (CPU) and the graph on the same clips: random ones, one per size, or the given ``clips``.
+
+    Args:
+        onnx_path: A graph written by ``export_onnx``.
+        net: The network it was exported from; quantized networks run fake-quantized for INT8 graphs and with
+            their quantizers bypassed for FP32/FP16 graphs.
+        sizes: (height, width) of the random clips.
+        seed: Seed of the random clips.
+        providers: ONNX Runtime providers (default CPU).
+        clips: Inputs (1, frames, 3, h, w) in [0, 1] to use instead of random clips, e.g. calibration clips:
+            INT8 ranges are calibrated on real footage, and uniform noise drives activations past them.
+    """
     spec = read_graph_spec(onnx_path)
     options = ort.SessionOptions()
     options.log_severity_level = 3  # FP16 graphs: ORT warns for every node it cannot constant-fold in FP16
     session = ort.InferenceSession(onnx_path, options, providers=providers or ['CPUExecutionProvider'])
     input_dtype = np.float16 if spec.precision == 'fp16' else np.float32
     generator = torch.Generator().manual_seed(seed)
+    if clips is None:
+        clips = [torch.rand(1, spec.frames, 3, height, width, generator=generator) for height, width in sizes]
     was_training, device = net.training, next(net.parameters()).device
     net.eval().cpu()
     matches = []
+    float_graph = spec.precision not in INT8_PRECISIONS and is_quantized(net)
     try:
-        for height, width in sizes:
-            clip = torch.rand(1, spec.frames, 3, height, width, generator=generator)
+        for clip in clips:
+            height, width = clip.shape[-2:]
             start = time.perf_counter()
-            with torch.no_grad():
+            with torch.no_grad(), quantizers_bypassed(net) if float_graph else contextlib.nullcontext():
                 expected = net(clip).numpy()
             torch_s = time.perf_counter() - start
             start = time.perf_counter()
@@ -71,15 +99,24 @@ def compare_with_torch(onnx_path: str, net: nn.Module, sizes: list[tuple[int, in
     return matches
 
 
-def check_onnx(onnx_path: str, net: nn.Module, height: int, width: int, atol: float = DEFAULT_FP32_ATOL
+def check_onnx(onnx_path: str, net: nn.Module, height: int, width: int, atol: float = DEFAULT_FP32_ATOL,
+               min_int8_psnr: float = DEFAULT_INT8_MIN_PSNR, clips: Sequence[torch.Tensor] | None = None
                ) -> list[OnnxMatch]:
-    """Compare graph and network (two sizes for dynamic graphs); raise ``OnnxMismatchError`` if FP32 differs.
+    """Compare graph and network (two sizes for dynamic graphs); raise ``OnnxMismatchError`` if FP32 or INT8 differs.
 
+    FP32 must match within ``atol``; INT8 graphs must reach ``min_int8_psnr`` against the fake-quantized network.
     FP16 graphs are only reported: ONNX Runtime's CPU provider runs many FP16 nodes through inserted casts to
     FP32, so on CPU the comparison measures the FP16 rounding of weights and I/O, not FP16 arithmetic.
+    ``clips`` replaces the random clips (see ``compare_with_torch``).
     """
     spec = read_graph_spec(onnx_path)
-    matches = compare_with_torch(onnx_path, net, check_sizes(spec, height, width))
+    matches = compare_with_torch(onnx_path, net, check_sizes(spec, height, width), clips=clips)
+    if spec.precision in INT8_PRECISIONS:
+        bad = [m for m in matches if not m.psnr_db >= min_int8_psnr]
+        if bad:
+            details = '; '.join(f'{m.height}x{m.width}: PSNR {m.psnr_db:.1f} dB' for m in bad)
+            raise OnnxMismatchError(f'{onnx_path}: the {spec.precision} graph in ONNX Runtime is further from the '
+                                    f'fake-quantized PyTorch network than {min_int8_psnr:g} dB: {details}')
     if spec.precision == 'fp32':
         bad = [m for m in matches if not m.max_abs_error <= atol]
         if bad:

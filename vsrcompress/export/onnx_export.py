@@ -6,15 +6,23 @@ resize from the input's shape, so one dynamic graph is correct at every size (ch
 than the export size). The graph's contract (frames, size, scale,
 precision) is stored in the model's metadata, where the inference backends read it.
 
-Precisions: ``fp32``, ``fp16`` (the FP32 graph converted, see ``fp16_graph``). INT8 placements are meant to
-join ``PRECISIONS`` as graph passes over the FP32 graph that place Q/DQ pairs from the quantization engine's
-calibrated amax values (docs_deploy.md describes the design).
+Precisions: ``fp32``, ``fp16`` (the FP32 graph converted, see ``fp16_graph``), and two INT8 placements for a
+quantized network (an INT8 checkpoint loaded with ``load_int8_checkpoint``), both from its calibrated ranges:
+
+- ``int8-trt``: pytorch-quantization's own Q/DQ export (``qdq_export_mode``): Q/DQ on every quantized conv's input
+  (per tensor) and weight (per output channel) and on the identity input of residual adds. TensorRT's explicit
+  quantization fuses these into INT8 convs (with the residual add).
+- ``int8-ort``: the FP32 graph with the placement ONNX Runtime's CPU provider runs as integer kernels
+  (Q/DQ on conv outputs too, ReLU folded, int8 LeakyRelu/Add/Concat/DepthToSpace; see ``ort_int8_graph``).
+
+A quantized network exported as ``fp32``/``fp16`` gives the float graph of its (dequantized) weights.
 """
 import contextlib
 import json
 import os
 import tempfile
 import warnings
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import onnx
@@ -24,12 +32,18 @@ from torch import nn
 from vsrcompress.archs.basicvsr_net_arch import IconVSRNet
 from vsrcompress.export.deform_conv_symbolic import DEFORM_CONV_OPSET, deform_conv_symbolic
 from vsrcompress.export.fp16_graph import convert_graph_to_fp16
+from vsrcompress.export.int8_network import conv_int8_table, quantizers_bypassed, require_int8_network
+from vsrcompress.export.ort_int8_graph import FLOAT_OUTPUT_LAYERS, place_ort_int8_qdq
+from vsrcompress.quantization.onnx_mode import qdq_export_mode
+from vsrcompress.quantization.quantizers import is_quantized
 
-PRECISIONS = ('fp32', 'fp16')
+PRECISIONS = ('fp32', 'fp16', 'int8-trt', 'int8-ort')
+INT8_PRECISIONS = ('int8-trt', 'int8-ort')
 DEFAULT_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = 'lq', 'sr'
 MIN_SIZE = 33  # SpyNet's coarsest pyramid level needs frames larger than 32 px
 _METADATA_KEY = 'vsrcompress.graph'
+_INT8_METADATA_KEY = 'vsrcompress.int8_placement'
 
 
 @dataclass(frozen=True)
@@ -77,8 +91,17 @@ def _check_request(net: nn.Module, frames: int, height: int, width: int, precisi
                              f'got {value!r}')
 
 
+def read_int8_placement(model: str | onnx.ModelProto) -> dict | None:
+    """What ``int8-ort`` placed (``OrtInt8Report`` as a dict), stored in the graph's metadata; None otherwise."""
+    if isinstance(model, str):
+        model = onnx.load(model, load_external_data=False)
+    props = {p.key: p.value for p in model.metadata_props}
+    return json.loads(props[_INT8_METADATA_KEY]) if _INT8_METADATA_KEY in props else None
+
+
 def export_onnx(net: nn.Module, path: str, frames: int, height: int, width: int, dynamic: bool = False,
-                precision: str = 'fp32', opset: int | None = None) -> OnnxGraphSpec:
+                precision: str = 'fp32', opset: int | None = None,
+                conv_output_range: Mapping[str, torch.Tensor] | None = None) -> OnnxGraphSpec:
     """Trace ``net`` on a (1, frames, 3, height, width) clip and write the ONNX graph atomically to ``path``.
 
     Args:
@@ -88,10 +111,24 @@ def export_onnx(net: nn.Module, path: str, frames: int, height: int, width: int,
         height: Input height used for tracing; the graph's fixed height unless ``dynamic``.
         width: Input width used for tracing; the graph's fixed width unless ``dynamic``.
         dynamic: Leave height and width of input and output as symbolic axes.
-        precision: One of ``PRECISIONS``.
+        precision: One of ``PRECISIONS``; the INT8 ones need a calibrated 8-bit quantized network.
         opset: ONNX opset; default 17, and 19 (the first with DeformConv) for IconVSR.
+        conv_output_range: For ``int8-ort``: the measured output range [min, max] of every quantized conv
+            (``calibrate_output_ranges``, stored in INT8 checkpoints under ``conv_output_range``).
     """
     _check_request(net, frames, height, width, precision)
+    int8_table = None
+    if precision in INT8_PRECISIONS:
+        require_int8_network(net, precision)
+    if precision == 'int8-ort':
+        int8_table = conv_int8_table(net, conv_output_range)
+        missing = [name for name, conv in int8_table.items()
+                   if conv.output_range is None and name not in FLOAT_OUTPUT_LAYERS]
+        if missing:
+            raise ValueError(f'precision: int8-ort needs the measured output range of every quantized conv; missing '
+                             f'for {len(missing)} ({missing[:3]}{" ..." if len(missing) > 3 else ""}). Measure them '
+                             'with vsrcompress.quantization.calibrate_output_ranges on the calibration clips '
+                             '(scripts/export.py --calib-clips), or store them in the INT8 checkpoint.')
     needs_deform_conv = isinstance(net, IconVSRNet)
     opset = opset or (DEFORM_CONV_OPSET if needs_deform_conv else DEFAULT_OPSET)
     if needs_deform_conv and opset < DEFORM_CONV_OPSET:
@@ -113,11 +150,19 @@ def export_onnx(net: nn.Module, path: str, frames: int, height: int, width: int,
             warnings.simplefilter('ignore', torch.jit.TracerWarning)  # shape-to-Python conversions are handled
             if needs_deform_conv:
                 stack.enter_context(deform_conv_symbolic())
+            if precision == 'int8-trt':
+                stack.enter_context(qdq_export_mode())
+            elif is_quantized(net):  # the float graph: int8-ort places its own Q/DQ on it
+                stack.enter_context(quantizers_bypassed(net))
             torch.onnx.export(net, (clip,), tmp, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                               opset_version=opset, dynamo=False, dynamic_axes=dynamic_axes if dynamic else None)
         model = onnx.load(tmp)
         if precision == 'fp16':
             model = convert_graph_to_fp16(model)
+        if precision == 'int8-ort':
+            model, placement = place_ort_int8_qdq(model, int8_table)
+            meta = model.metadata_props.add()
+            meta.key, meta.value = _INT8_METADATA_KEY, json.dumps(asdict(placement))
         spec = OnnxGraphSpec(frames=frames, height=None if dynamic else height, width=None if dynamic else width,
                              scale=int(net.scale), precision=precision, arch=type(net).__name__, opset=opset)
         meta = model.metadata_props.add()

@@ -1,6 +1,6 @@
 """Streaming video super-resolution: chunked windows with overlap, a three-stage threaded pipeline, backends.
 
-Plain PyTorch/onnxruntime/OpenCV (TensorRT when installed). See docs_deploy.md.
+Plain PyTorch/onnxruntime/OpenCV (TensorRT when installed). See docs/deploy.md.
 """
 from vsrcompress.inference.backends import (BACKENDS, DEVICES, Backend, OnnxRuntimeBackend, TensorRTBackend,
                                             TorchBackend, make_backend)

@@ -2,7 +2,7 @@
 
 Start with ``prune_network(net, options)`` (one call) or ``VSRChannelPruner`` (steps with fine-tuning between
 them); ``save_pruned_checkpoint`` / ``rebuild_pruned_network`` store and restore the result. See
-docs_pruning.md for every option and measured numbers.
+docs/pruning.md for every option and measured numbers.
 """
 from vsrcompress.pruning.complexity import MacProfile, count_complexity
 from vsrcompress.pruning.config import PruningConfig, parse_pruning_config

@@ -72,3 +72,18 @@ def as_parsed(opt: dict, is_train: bool = True) -> dict:
     for phase, dataset in opt.get('datasets', {}).items():
         dataset.update(phase=phase.split('_')[0], scale=opt['scale'])
     return opt
+
+
+def read_train_log(exp_dir) -> str:
+    """All ``train_*.log`` files of an experiment folder, oldest first."""
+    import glob
+    return '\n'.join(open(p).read() for p in sorted(glob.glob(os.path.join(str(exp_dir), 'train_*.log'))))
+
+
+def torchrun(nproc: int = 2) -> list[str]:
+    """A ``torchrun`` launcher on a free local port, for ``run_entry(..., launcher=torchrun())``."""
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    return [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}', f'--master_port={port}']

@@ -125,22 +125,21 @@ def test_int8_trt_graph_has_tensorrt_qdq_and_matches_fake_quant(int8, tmp_path):
 def test_int8_ort_graph_places_qdq_on_conv_outputs(int8, ort_graph):
     net, _, _ = int8
     cov = qdq_coverage(ort_graph)
-    last_conv_calls = FRAMES  # conv_last keeps a float output (FLOAT_OUTPUT_LAYERS)
-    fused = cov.conv_nodes - last_conv_calls
-    assert cov.conv_input_dq == cov.conv_nodes  # every conv reads quantized values
-    assert cov.conv_weight_dq == cov.conv_weight_per_channel == fused
-    assert cov.conv_output_q == fused
+    # every conv reads quantized values, has int8 per-channel weights and a quantized output
+    assert cov.conv_nodes > 0 and cov.conv_input_dq == cov.conv_weight_dq == cov.conv_weight_per_channel == \
+        cov.conv_output_q == cov.conv_nodes
     assert cov.add_dq_inputs.get(2) == RESIDUAL_ADDS  # residual adds in integers: both inputs quantized
     graph = onnx.load(ort_graph).graph
     assert 'Relu' not in {n.op_type for n in graph.node}  # every ReLU folded into its conv's output quantization
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     int8_weights = [name for name in inits if name.endswith('.weight_int8')]
-    assert len(int8_weights) == len(quant_convs(net)) - 1 and all(inits[n].dtype == np.int8 for n in int8_weights)
+    assert len(int8_weights) == len(quant_convs(net)) and all(inits[n].dtype == np.int8 for n in int8_weights)
     assert not [name for name in inits if name.endswith('.weight')]  # no float copy of a quantized weight left
     placement = read_int8_placement(ort_graph)
-    assert placement['quantized_convs'] == fused and placement['float_output_convs'] == last_conv_calls
+    assert placement['quantized_convs'] == cov.conv_nodes and placement['float_output_convs'] == 0
     assert placement['folded_relus'] == 2 * BLOCKS * FRAMES + 2 * 6 * 4  # trunks; SpyNet: 2 calls x 6 levels x 4
     assert placement['int8_ops']['Add'] == RESIDUAL_ADDS and placement['int8_ops']['LeakyRelu'] > 0
+    assert 'conv_last' in placement['measured_output_ranges'] and 'fusion' in placement['derived_output_ranges']
 
 
 def test_int8_ort_graph_runs_as_integer_kernels(ort_graph):
@@ -149,8 +148,8 @@ def test_int8_ort_graph_runs_as_integer_kernels(ort_graph):
     summary = integer_kernel_summary(ort_optimized_ops(ort_graph))
     cov = qdq_coverage(ort_graph)
     ops = summary['integer_ops']
-    assert ops['QLinearConv'] == cov.conv_output_q  # every conv with a quantized output became an integer conv
-    assert summary['float_convs'] == FRAMES  # conv_last only
+    assert ops['QLinearConv'] == cov.conv_nodes  # every conv became an integer conv
+    assert summary['float_convs'] == 0
     assert ops['QLinearAdd'] == RESIDUAL_ADDS and ops['QLinearLeakyRelu'] > 0 and ops['QLinearConcat'] > 0
     assert summary['quantize_dequantize'] < cov.quantize_nodes + cov.dequantize_nodes  # most Q/DQ fused away
     clip = make_clip(3).numpy()
@@ -233,6 +232,9 @@ def test_bad_int8_requests_fail_before_export(int8, tmp_path):
     net, ranges, _ = int8
     with pytest.raises(ValueError, match='int8-ort needs the measured output range'):
         export_onnx(net, str(tmp_path / 'x.onnx'), FRAMES, SIZE, SIZE, precision='int8-ort')
+    with pytest.raises(ValueError, match=r"float_output_layers: \['nope'\] are not quantized convs"):
+        export_onnx(net, str(tmp_path / 'x.onnx'), FRAMES, SIZE, SIZE, precision='int8-ort', conv_output_range=ranges,
+                    float_output_layers=['nope'])
     with pytest.raises(ValueError, match='needs a quantized network'):
         export_onnx(float_net(), str(tmp_path / 'x.onnx'), FRAMES, SIZE, SIZE, precision='int8-trt')
     with pytest.raises(ValueError, match=r'\[min, max\] with min <= 0 <= max'):
@@ -265,11 +267,12 @@ def test_export_script_int8_ort_from_checkpoint(int8, tmp_path, capsys):
     onnx_path, report = str(tmp_path / 'int8.onnx'), str(tmp_path / 'report.json')
     code = run_script('export.py', ['--checkpoint', path, '--output', onnx_path, '--frames', str(FRAMES),
                                     '--height', str(SIZE), '--width', str(SIZE), '--precision', 'int8-ort',
-                                    '--report', report])
+                                    '--float-output', 'conv_last', '--report', report])
     out = capsys.readouterr().out
     assert code == 0 and 'int8-ort' in out and 'QLinearConv' in out and 'vs fake-quantized PyTorch' in out
     data = json.load(open(report))
     assert data['int8']['ort_cpu']['integer_ops']['QLinearConv'] == data['int8']['qdq']['conv_output_q'] > 0
+    assert data['int8']['ort_cpu']['float_convs'] == data['int8']['placement']['float_output_convs'] == FRAMES
     assert data['checks'][0]['psnr_db'] > 30  # uniform-noise clip: far outside the calibrated ranges
 
 
@@ -304,6 +307,8 @@ def test_export_script_bad_int8_requests(int8, tmp_path):
         run_script('export.py', ['--checkpoint', int8[2], *base, '--precision', 'int8-trt', '--fp16'])
     with pytest.raises(SystemExit):
         run_script('export.py', ['--checkpoint', int8[2], *base, '--precision', 'int8-ort', '--trt'])
+    with pytest.raises(SystemExit):
+        run_script('export.py', ['--checkpoint', int8[2], *base, '--precision', 'int8-trt', '--float-output', 'x'])
     assert not os.path.exists(tmp_path / 'x.onnx')
 
 

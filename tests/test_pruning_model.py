@@ -1,13 +1,10 @@
 """PruningVSRModel through train.py: stepwise pruning inside training, KD, resume, torchrun, bad options."""
-import glob
 import os
-import socket
-import sys
 
 import pytest
 import torch
 from basicsr.models import build_model
-from conftest import as_parsed, run_entry, tiny_train_options
+from conftest import as_parsed, read_train_log, torchrun, run_entry, tiny_train_options
 
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
 from vsrcompress.checkpoint import build_network_from_checkpoint, network_checkpoint, save_atomic
@@ -34,22 +31,19 @@ def pruning_options(root, dense, name, total_iter, **pruning) -> dict:
     return opt
 
 
-def read_log(exp) -> str:
-    return '\n'.join(open(p).read() for p in sorted(glob.glob(str(exp / 'train_*.log'))))
-
 
 def test_stepwise_pruning_with_distillation_then_resume_keeps_pruned_shapes(tiny_footage, dense_checkpoint, tmp_path):
     opt = pruning_options(tiny_footage, dense_checkpoint, 'prune_steps', total_iter=2)
     run_entry('train.py', opt, tmp_path)
     exp = tmp_path / 'experiments' / 'prune_steps'
-    assert 'Pruning step 1/2 at iter 1' in read_log(exp) and 'Pruning step 2/2' not in read_log(exp)
+    assert 'Pruning step 1/2 at iter 1' in read_train_log(exp) and 'Pruning step 2/2' not in read_train_log(exp)
     half = torch.load(exp / 'models' / 'net_g_2.pth', weights_only=True)
     assert half['pruning']['steps_done'] == 1 and half['teacher'] == dense_checkpoint
     assert half['widths']['backward'] == 12  # 16 -> 25 % removed at step 1 of 2, multiple of round_to 4
 
     opt['train']['total_iter'] = 4
     run_entry('train.py', opt, tmp_path, '--auto_resume')
-    log = read_log(exp)
+    log = read_train_log(exp)
     assert 'Resuming training from epoch' in log and 'Pruning step 2/2 at iter 3' in log
     assert 'l_distill' in log and 'prune/mac_fraction' in log
     final = torch.load(exp / 'models' / 'net_g_4.pth', weights_only=True)
@@ -76,18 +70,13 @@ def test_bad_pruning_options_fail_before_training(tiny_footage, dense_checkpoint
         build_model(opt)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
 
 def test_two_processes_end_with_the_same_pruned_network(tiny_footage, dense_checkpoint, tmp_path):
     opt = pruning_options(tiny_footage, dense_checkpoint, 'prune_ddp', total_iter=2, criterion='taylor', steps=1)
-    launcher = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={_free_port()}']
+    launcher = torchrun()
     run_entry('train.py', opt, tmp_path, '--launcher', 'pytorch', launcher=launcher)
     exp = tmp_path / 'experiments' / 'prune_ddp'
-    log = read_log(exp)
+    log = read_train_log(exp)
     assert 'Pruned weights identical on 2 ranks.' in log
     assert torch.load(exp / 'models' / 'net_g_2.pth', weights_only=True)['widths']['forward'] == 8
     assert os.path.isfile(exp / 'models' / 'net_g_latest.pth')

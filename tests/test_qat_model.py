@@ -1,12 +1,10 @@
 """QATVSRModel through train.py/test.py: calibration, PTQ report, QAT, resume, INT8 checkpoint, pruned input."""
 import glob
-import socket
-import sys
 
 import pytest
 import torch
 from basicsr.models import build_model
-from conftest import as_parsed, footage_datasets, run_entry, tiny_train_options
+from conftest import as_parsed, footage_datasets, read_train_log, torchrun, run_entry, tiny_train_options
 
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
 from vsrcompress.checkpoint import network_checkpoint, save_atomic
@@ -33,9 +31,6 @@ def qat_options(root, fp32, name, total_iter, **quantization) -> dict:
     return opt
 
 
-def read_log(exp) -> str:
-    return '\n'.join(open(p).read() for p in sorted(glob.glob(str(exp / 'train_*.log'))))
-
 
 def amax_of(state: dict) -> dict:
     return {k: v for k, v in state.items() if k.endswith('_amax')}
@@ -45,7 +40,7 @@ def test_qat_calibrates_trains_resumes_and_writes_int8(tiny_footage, fp32_checkp
     opt = qat_options(tiny_footage, fp32_checkpoint, 'qat_tiny', total_iter=2)
     run_entry('train.py', opt, tmp_path)
     exp = tmp_path / 'experiments' / 'qat_tiny'
-    log = read_log(exp)
+    log = read_train_log(exp)
     assert 'Calibrated' in log and 'PTQ before QAT' in log and 'qat/ptq_psnr' in log
     first = torch.load(exp / 'models' / 'net_g_2.pth', weights_only=True)
     ranges = amax_of(first['params'])
@@ -55,7 +50,7 @@ def test_qat_calibrates_trains_resumes_and_writes_int8(tiny_footage, fp32_checkp
 
     opt['train']['total_iter'] = 4
     run_entry('train.py', opt, tmp_path, '--auto_resume')
-    log = read_log(exp)
+    log = read_train_log(exp)
     assert 'Resuming training from epoch' in log and log.count('Calibrated') == 1  # resume does not recalibrate
     final = torch.load(exp / 'models' / 'net_g_4.pth', weights_only=True)
     for key, value in ranges.items():  # ranges are frozen buffers: exactly kept through resume
@@ -106,16 +101,11 @@ def test_bad_quantization_options_fail_before_work(tiny_footage, fp32_checkpoint
         build_model(opt)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
 
 def test_two_processes_hold_the_same_ranges(tiny_footage, fp32_checkpoint, tmp_path):
     opt = qat_options(tiny_footage, fp32_checkpoint, 'qat_ddp', total_iter=1)
     opt['logger']['save_checkpoint_freq'] = 1
-    launcher = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={_free_port()}']
+    launcher = torchrun()
     run_entry('train.py', opt, tmp_path, '--launcher', 'pytorch', launcher=launcher)
-    log = read_log(tmp_path / 'experiments' / 'qat_ddp')
+    log = read_train_log(tmp_path / 'experiments' / 'qat_ddp')
     assert 'Activation ranges identical on 2 ranks.' in log

@@ -1,28 +1,22 @@
 """train.py / test.py on CPU: validation, checkpoints, --auto_resume, fix_flow, torchrun with gloo."""
 import copy
 import glob
-import os
-import socket
-import sys
 
 import pytest
 import torch
 from basicsr.models import build_model
-from conftest import as_parsed, footage_datasets, run_entry, tiny_train_options
+from conftest import as_parsed, footage_datasets, read_train_log, torchrun, run_entry, tiny_train_options
 
 from vsrcompress.checkpoint import save_atomic
 from vsrcompress.models.recurrent_vsr_model import RecurrentVSRModel
 
-
-def read_log(exp_dir) -> str:
-    return '\n'.join(open(p).read() for p in sorted(glob.glob(os.path.join(exp_dir, 'train_*.log'))))
 
 
 def test_train_validates_checkpoints_and_auto_resumes(tiny_footage, tmp_path):
     opt = tiny_train_options(tiny_footage, name='resume_me', total_iter=4)
     run_entry('train.py', opt, tmp_path)
     exp = tmp_path / 'experiments' / 'resume_me'
-    log = read_log(exp)
+    log = read_train_log(exp)
     assert 'Validation tiny_val' in log and '# psnr:' in log
     assert (exp / 'models' / 'net_g_4.pth').is_file() and (exp / 'training_states' / '4.state').is_file()
     assert not glob.glob(str(exp / '**' / '.tmp_*'), recursive=True)  # atomic writes leave no temporaries
@@ -34,7 +28,7 @@ def test_train_validates_checkpoints_and_auto_resumes(tiny_footage, tmp_path):
 
     opt['train']['total_iter'] = 6
     run_entry('train.py', opt, tmp_path, '--auto_resume')
-    log = read_log(exp)
+    log = read_train_log(exp)
     assert 'Resuming training from epoch' in log and 'iter: 4.' in log
     assert (exp / 'models' / 'net_g_6.pth').is_file()
     resumed = torch.load(exp / 'models' / 'net_g_6.pth', weights_only=True)['params']
@@ -122,17 +116,12 @@ def test_pretrained_checkpoint_with_widths_rebuilds_the_slim_arch(tiny_footage, 
     assert model.net_g_ema.width_spec() == slim.width_spec()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
 
 def test_torchrun_two_processes_with_gloo(tiny_footage, tmp_path):
     opt = tiny_train_options(tiny_footage, name='ddp', total_iter=2)
-    launcher = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={_free_port()}']
+    launcher = torchrun()
     run_entry('train.py', opt, tmp_path, '--launcher', 'pytorch', launcher=launcher)
     exp = tmp_path / 'experiments' / 'ddp'
-    log = read_log(exp)
+    log = read_train_log(exp)
     assert 'World size (gpu number): 2' in log and 'Validation tiny_val' in log
     assert (exp / 'models' / 'net_g_2.pth').is_file()

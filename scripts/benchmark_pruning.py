@@ -198,7 +198,7 @@ def plot(results: list[dict], formats: list[str], path: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     series = [(result, fmt) for result in results for fmt in formats]
     for result, fmt in series:
-        rows = result['rows']
+        rows = sorted(result['rows'], key=lambda r: r['mac_fraction'])
         axes[0].plot([100 * r['mac_fraction'] for r in rows], [r['median_ms_per_frame'][fmt] for r in rows], 'o-',
                      label=f'{result["arch"]} {fmt}')
         for r in rows:

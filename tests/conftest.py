@@ -87,3 +87,14 @@ def torchrun(nproc: int = 2) -> list[str]:
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
     return [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}', f'--master_port={port}']
+
+
+@pytest.fixture(scope='module')
+def one_thread():
+    """One intra-op thread for a module: on a shared 2-core machine two threads fighting for a core made small
+    convs up to 25x slower (opt in with ``pytestmark = pytest.mark.usefixtures('one_thread')``)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -23,13 +23,7 @@ PRUNED_WIDTHS = {'backward': 12, 'backward_blocks': [8, 4], 'forward': 10, 'forw
 tensorrt_usable = tensorrt_unavailable_reason() is None
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """The CPU is shared: one intra-op thread is faster here than two fighting for it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def tiny_basicvsr(**widths) -> BasicVSRNet:

@@ -31,13 +31,7 @@ ARCH = {'type': 'BasicVSRNet', 'num_feat': 8, 'num_block': BLOCKS, 'scale': 4,
 RESIDUAL_ADDS = 2 * BLOCKS * FRAMES  # both directions, every time step
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """The CPU is shared: one intra-op thread is faster here than two fighting for it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def make_clip(seed: int, frames: int = FRAMES, size: int = SIZE) -> torch.Tensor:

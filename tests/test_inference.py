@@ -20,13 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCALE = 2
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """The CPU is shared: one intra-op thread is faster here than two fighting for it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 @pytest.fixture(scope='module')

@@ -28,13 +28,7 @@ from vsrcompress.quantization.histogram_amax import entropy_amax, mse_amax
 TINY_WIDTHS = {'upsample': [16], 'hr': 16, 'spynet': [[8, 8, 8, 8]] * 6}
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    """The test machine is shared: one thread avoids oversubscription (seen: 25x slower convs with two)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def make_clip(frames: int = 3, size: int = 64, seed: int = 0) -> torch.Tensor:

@@ -52,6 +52,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--calib-clips', help='footage dataset folder: int8-ort measures missing conv output ranges '
                                               'on it; INT8 checks run on its frames instead of random ones')
     parser.add_argument('--calib-split', default='train', choices=('train', 'val'), help='split of --calib-clips')
+    parser.add_argument('--float-output', action='append', default=[], metavar='LAYER',
+                        help='int8-ort: keep this quantized conv\'s output float (repeatable), e.g. conv_last: a bit '
+                             'closer to the fake-quantized network, a bit slower')
     parser.add_argument('--check', action=argparse.BooleanOptionalAction, default=True,
                         help='compare with PyTorch in ONNX Runtime (default on; FP32 must match within --atol, INT8 '
                              'reach --min-int8-psnr)')
@@ -68,6 +71,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.fp16 and args.precision not in (None, 'fp16'):
         parser.error(f'--fp16 contradicts --precision {args.precision}')
     args.precision = 'fp16' if args.fp16 else args.precision or 'fp32'
+    if args.float_output and args.precision != 'int8-ort':
+        parser.error('--float-output applies to --precision int8-ort only')
     if args.trt and args.precision == 'int8-ort':
         parser.error('--trt: TensorRT builds INT8 engines from --precision int8-trt graphs (int8-ort is for ONNX '
                      'Runtime on CPUs)')
@@ -115,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f'measured {len(ranges)} conv output ranges ({config.calibrator}) on {len(windows)} windows of '
                   f'{args.calib_clips} ({args.calib_split})')
     spec = export_onnx(net, args.output, args.frames, args.height, args.width, dynamic=args.dynamic,
-                       precision=args.precision, opset=args.opset, conv_output_range=ranges)
+                       precision=args.precision, opset=args.opset, conv_output_range=ranges,
+                       float_output_layers=args.float_output)
     size = 'dynamic' if spec.dynamic else f'{spec.width}x{spec.height}'
     print(f'wrote {args.output}: {spec.arch} x{spec.scale}, {spec.frames} frames, {size}, {spec.precision}, '
           f'opset {spec.opset}')

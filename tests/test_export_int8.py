@@ -20,7 +20,6 @@ from vsrcompress.checkpoint import network_checkpoint, save_atomic
 from vsrcompress.export import (DEFAULT_INT8_MIN_PSNR, SAFE_WEIGHT_CODE, check_onnx, conv_int8_table, export_onnx,
                                 integer_kernel_summary, load_deployable_network, ort_optimized_ops,
                                 place_ort_int8_qdq, qdq_coverage, quantizers_bypassed, read_int8_placement)
-from vsrcompress.inference import OnnxRuntimeBackend, TorchBackend, run_video_sr
 from vsrcompress.quantization import calibrate, export_int8_checkpoint, quant_convs, quantize_network
 from vsrcompress.quantization.output_ranges import OUTPUT_RANGE_KEY, calibrate_output_ranges
 
@@ -113,7 +112,7 @@ def test_int8_trt_graph_has_tensorrt_qdq_and_matches_fake_quant(int8, tmp_path):
     assert cov.quantized_layers == sorted(quant_convs(net))
     assert cov.quantize_nodes == cov.conv_nodes + len(quant_convs(net)) + RESIDUAL_ADDS
     [match] = check_onnx(path, net, SIZE, SIZE, clips=[make_clip(3)])
-    assert match.psnr_db > 60, match  # measured 75-80 dB: the fake quantization itself, in ONNX ops
+    assert match.psnr_db > 70, match  # measured 78-81 dB: the fake quantization itself, in ONNX ops
 
 
 def test_int8_ort_graph_places_qdq_on_conv_outputs(int8, ort_graph):
@@ -160,8 +159,8 @@ def test_int8_ort_graph_matches_fake_quant(int8, ort_graph):
     net, _, _ = int8
     clip = make_clip(3)
     [match] = check_onnx(ort_graph, net, SIZE, SIZE, clips=[clip])
-    # Conv outputs and residual sums are quantized here but float in the fake-quantized network: measured 48-58 dB
-    assert match.psnr_db > DEFAULT_INT8_MIN_PSNR, match
+    # Conv outputs and residual sums are quantized here but float in the fake-quantized network: measured 69 dB
+    assert match.psnr_db > 60 > DEFAULT_INT8_MIN_PSNR, match
     with torch.no_grad(), quantizers_bypassed(net):
         float_out = net(clip).numpy()
     got = ort.InferenceSession(ort_graph, providers=['CPUExecutionProvider']).run(None, {'lq': clip.numpy()})[0]
@@ -267,7 +266,7 @@ def test_export_script_int8_ort_from_checkpoint(int8, tmp_path, capsys):
     data = json.load(open(report))
     assert data['int8']['ort_cpu']['integer_ops']['QLinearConv'] == data['int8']['qdq']['conv_output_q'] > 0
     assert data['int8']['ort_cpu']['float_convs'] == data['int8']['placement']['float_output_convs'] == FRAMES
-    assert data['checks'][0]['psnr_db'] > 30  # uniform-noise clip: far outside the calibrated ranges
+    assert data['checks'][0]['psnr_db'] > 60  # a uniform-noise clip, other than the calibration clips
 
 
 def test_export_script_measures_missing_ranges_on_footage(tiny_footage, tmp_path, capsys):
@@ -306,21 +305,26 @@ def test_export_script_bad_int8_requests(int8, tmp_path):
     assert not os.path.exists(tmp_path / 'x.onnx')
 
 
-def test_int8_ort_graph_streams_like_the_fake_quant_network(int8, ort_graph, tmp_path):
+def test_infer_video_runs_int8_graph_and_int8_checkpoint(int8, ort_graph, tmp_path):
+    """The streaming script takes the int8-ort graph (onnxruntime) and the INT8 checkpoint (torch, fake-quantized);
+    both give every frame, at scale x size, within a few gray levels of each other."""
     import cv2
-    net, _, _ = int8
+    _, _, ckpt = int8
     folder = tmp_path / 'frames'
     folder.mkdir()
-    clip = make_clip(4, frames=5)
-    frames = (clip[0].permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
+    frames = (make_clip(4, frames=5)[0].permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
     for i, frame in enumerate(frames):
         cv2.imwrite(str(folder / f'{i:03d}.png'), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    backend = OnnxRuntimeBackend(ort_graph)
-    assert backend.describe()['precision'] == 'int8-ort'
-    report = run_video_sr(str(folder), str(tmp_path / 'sr'), backend, interval=FRAMES, overlap=0, progress=False)
-    assert report['frames_out'] == 5
-    written = sorted(os.listdir(tmp_path / 'sr'))
-    assert len(written) == 5 and cv2.imread(str(tmp_path / 'sr' / written[0])).shape == (4 * SIZE, 4 * SIZE, 3)
-    window = frames[:FRAMES]
-    diff = np.abs(backend.infer(window).astype(int) - TorchBackend(net).infer(window).astype(int))
-    assert diff.mean() < 0.5 and diff.max() <= 8  # gray levels against the fake-quantized network
+    outputs = {}
+    for name, model in (('onnx', ['--onnx', ort_graph]), ('torch', ['--checkpoint', ckpt, '--interval', '3'])):
+        report = str(tmp_path / f'{name}.json')
+        code = run_script('infer_video.py', ['--input', str(folder), '--output', str(tmp_path / name), *model,
+                                             '--overlap', '0', '--report', report, '--no-progress'])
+        assert code == 0
+        written = sorted(os.listdir(tmp_path / name))
+        assert len(written) == 5
+        outputs[name] = np.stack([cv2.imread(str(tmp_path / name / f)) for f in written]).astype(int)
+        assert outputs[name].shape == (5, 4 * SIZE, 4 * SIZE, 3)
+    assert json.load(open(tmp_path / 'onnx.json'))['precision'] == 'int8-ort'
+    diff = np.abs(outputs['onnx'] - outputs['torch'])
+    assert diff.mean() < 0.5 and diff.max() <= 8  # gray levels: integer kernels vs fake quantization

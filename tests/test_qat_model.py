@@ -8,7 +8,7 @@ from conftest import as_parsed, footage_datasets, read_train_log, torchrun, run_
 
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
 from vsrcompress.checkpoint import network_checkpoint, save_atomic
-from vsrcompress.quantization import INT8_FORMAT
+from vsrcompress.quantization import INT8_FORMAT, OUTPUT_RANGE_KEY
 
 ARCH = {'type': 'BasicVSRNet', 'num_feat': 16, 'num_block': 1}
 
@@ -62,6 +62,9 @@ def test_qat_calibrates_trains_resumes_and_writes_int8(tiny_footage, fp32_checkp
     assert int8['format'] == INT8_FORMAT and int8['arch']['type'] == 'BasicVSRNet'
     assert all(q.dtype == torch.int8 for q in int8['int8_weights'].values())
     assert not any(name.startswith('spynet') for name in int8['int8_weights'])  # skip_parts: [spynet]
+    ranges = int8[OUTPUT_RANGE_KEY]  # conv output ranges for the ONNX Runtime INT8 placement
+    assert set(ranges) == set(int8['int8_weights']) and all(r[0] <= 0 <= r[1] for r in ranges.values())
+    assert int8['widths'] == first['widths']
 
     test_opt = {'name': 'eval_int8', 'model_type': 'QATVSRModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 0,
                 'datasets': {'test': footage_datasets(tiny_footage)['val']}, 'network_g': dict(ARCH),

@@ -485,3 +485,11 @@ def test_misuse_of_quantize_and_load_is_reported(tmp_path):
         load_int8_checkpoint(net, int8_path)
     with pytest.raises(ValueError, match='sensitivity_analysis: need as many targets as clips'):
         sensitivity_analysis(net, [make_clip()], [])
+
+
+def test_quantized_network_reports_the_same_width_spec():
+    """An INT8 checkpoint stores width_spec(); QuantConv2d layers must still count as convs there."""
+    net = BasicVSRNet(num_feat=8, num_block=1, widths={'spynet': [[8, 16, 8, 4]] * 6})
+    dense_spec = net.width_spec()
+    quantize_network(net, {})
+    assert net.width_spec() == dense_spec

@@ -202,7 +202,7 @@ class _RecurrentVSR(nn.Module):
             'forward_blocks': [blk.conv1.out_channels for blk in self.forward_trunk.main[2]],
             'upsample': [getattr(self, f'upconv{k + 1}').out_channels // 4 for k in range(self.num_stages)],
             'hr': self.conv_hr.out_channels,
-            'spynet': [[m.out_channels for m in level.basic_module if isinstance(m, nn.Conv2d)][:-1]
+            'spynet': [[m.out_channels for m in level.basic_module if isinstance(m, nn.modules.conv._ConvNd)][:-1]
                        for level in self.spynet.basic_module],
         }
         return spec

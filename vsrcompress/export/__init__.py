@@ -11,15 +11,15 @@ from vsrcompress.export.onnx_check import (DEFAULT_FP32_ATOL, DEFAULT_INT8_MIN_P
                                            check_onnx, compare_with_torch, output_psnr)
 from vsrcompress.export.onnx_export import (INPUT_NAME, INT8_PRECISIONS, MIN_SIZE, OUTPUT_NAME, PRECISIONS,
                                             OnnxGraphSpec, export_onnx, read_graph_spec, read_int8_placement)
-from vsrcompress.export.ort_int8_graph import (FLOAT_OUTPUT_LAYERS, SAFE_WEIGHT_CODE, OrtInt8Report,
-                                               place_ort_int8_qdq)
+from vsrcompress.export.ort_int8_graph import SAFE_WEIGHT_CODE, OrtInt8Report, place_ort_int8_qdq
 from vsrcompress.export.qdq_summary import QdqCoverage, integer_kernel_summary, ort_optimized_ops, qdq_coverage
 from vsrcompress.export.tensorrt_build import (TensorRTUnavailableError, build_tensorrt_engine, read_engine_spec,
                                                require_tensorrt, tensorrt_unavailable_reason)
 
 __all__ = [
-    'DEFAULT_FP32_ATOL', 'DEFAULT_INT8_MIN_PSNR', 'FLOAT_OUTPUT_LAYERS', 'INPUT_NAME', 'INT8_PRECISIONS', 'MIN_SIZE',
-    'OUTPUT_NAME', 'PRECISIONS', 'SAFE_WEIGHT_CODE', 'ConvInt8', 'DeployableNetwork', 'OnnxGraphSpec', 'OnnxMatch', 'OnnxMismatchError',
+    'DEFAULT_FP32_ATOL', 'DEFAULT_INT8_MIN_PSNR', 'INPUT_NAME', 'INT8_PRECISIONS', 'MIN_SIZE',
+    'OUTPUT_NAME', 'PRECISIONS', 'SAFE_WEIGHT_CODE', 'ConvInt8', 'DeployableNetwork', 'OnnxGraphSpec', 'OnnxMatch',
+    'OnnxMismatchError',
     'OrtInt8Report', 'QdqCoverage', 'TensorRTUnavailableError', 'build_tensorrt_engine', 'check_onnx',
     'compare_with_torch', 'conv_int8_table', 'convert_graph_to_fp16', 'export_onnx', 'float_tensor_types',
     'integer_kernel_summary', 'load_deployable_network', 'ort_optimized_ops', 'output_psnr', 'place_ort_int8_qdq',

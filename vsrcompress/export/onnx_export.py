@@ -22,7 +22,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
 
 import onnx
@@ -33,7 +33,7 @@ from vsrcompress.archs.basicvsr_net_arch import IconVSRNet
 from vsrcompress.export.deform_conv_symbolic import DEFORM_CONV_OPSET, deform_conv_symbolic
 from vsrcompress.export.fp16_graph import convert_graph_to_fp16
 from vsrcompress.export.int8_network import conv_int8_table, quantizers_bypassed, require_int8_network
-from vsrcompress.export.ort_int8_graph import FLOAT_OUTPUT_LAYERS, place_ort_int8_qdq
+from vsrcompress.export.ort_int8_graph import place_ort_int8_qdq
 from vsrcompress.quantization.onnx_mode import qdq_export_mode
 from vsrcompress.quantization.quantizers import is_quantized
 
@@ -101,7 +101,8 @@ def read_int8_placement(model: str | onnx.ModelProto) -> dict | None:
 
 def export_onnx(net: nn.Module, path: str, frames: int, height: int, width: int, dynamic: bool = False,
                 precision: str = 'fp32', opset: int | None = None,
-                conv_output_range: Mapping[str, torch.Tensor] | None = None) -> OnnxGraphSpec:
+                conv_output_range: Mapping[str, torch.Tensor] | None = None,
+                float_output_layers: Collection[str] = ()) -> OnnxGraphSpec:
     """Trace ``net`` on a (1, frames, 3, height, width) clip and write the ONNX graph atomically to ``path``.
 
     Args:
@@ -115,6 +116,7 @@ def export_onnx(net: nn.Module, path: str, frames: int, height: int, width: int,
         opset: ONNX opset; default 17, and 19 (the first with DeformConv) for IconVSR.
         conv_output_range: For ``int8-ort``: the measured output range [min, max] of every quantized conv
             (``calibrate_output_ranges``, stored in INT8 checkpoints under ``conv_output_range``).
+        float_output_layers: For ``int8-ort``: quantized convs whose output stays float (see ``place_ort_int8_qdq``).
     """
     _check_request(net, frames, height, width, precision)
     int8_table = None
@@ -122,8 +124,12 @@ def export_onnx(net: nn.Module, path: str, frames: int, height: int, width: int,
         require_int8_network(net, precision)
     if precision == 'int8-ort':
         int8_table = conv_int8_table(net, conv_output_range)
+        unknown = sorted(set(float_output_layers) - set(int8_table))
+        if unknown:
+            raise ValueError(f'float_output_layers: {unknown} are not quantized convs of {type(net).__name__}; '
+                             f'quantized convs: {sorted(int8_table)}')
         missing = [name for name, conv in int8_table.items()
-                   if conv.output_range is None and name not in FLOAT_OUTPUT_LAYERS]
+                   if conv.output_range is None and name not in float_output_layers]
         if missing:
             raise ValueError(f'precision: int8-ort needs the measured output range of every quantized conv; missing '
                              f'for {len(missing)} ({missing[:3]}{" ..." if len(missing) > 3 else ""}). Measure them '
@@ -160,7 +166,7 @@ def export_onnx(net: nn.Module, path: str, frames: int, height: int, width: int,
         if precision == 'fp16':
             model = convert_graph_to_fp16(model)
         if precision == 'int8-ort':
-            model, placement = place_ort_int8_qdq(model, int8_table)
+            model, placement = place_ort_int8_qdq(model, int8_table, float_output_layers)
             meta = model.metadata_props.add()
             meta.key, meta.value = _INT8_METADATA_KEY, json.dumps(asdict(placement))
         spec = OnnxGraphSpec(frames=frames, height=None if dynamic else height, width=None if dynamic else width,

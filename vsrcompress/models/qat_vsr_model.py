@@ -10,7 +10,8 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from vsrcompress.checkpoint import arch_options, load_state_strict, select_params
 from vsrcompress.models.distill_vsr_model import DistillVSRModel
 from vsrcompress.models.recurrent_vsr_model import check_ranks_agree
-from vsrcompress.quantization import (INT8_FORMAT, QuantConfig, activation_quantizers, calibrate, check_calibrated,
+from vsrcompress.quantization import (INT8_FORMAT, OUTPUT_RANGE_KEY, QuantConfig, activation_quantizers, calibrate,
+                                      calibrate_output_ranges, check_calibrated,
                                       clip_psnr, export_int8_checkpoint, load_int8_checkpoint, quantize_network,
                                       quiet_quantizer_logs, set_quantization_enabled)
 from vsrcompress.quantization.quantizers import is_quantized
@@ -89,11 +90,9 @@ class QATVSRModel(DistillVSRModel):
     def calibrate_from_training_data(self) -> None:
         """Calibrate on ``calib_batches`` training windows (each rank its own; ranges max-reduced across ranks)."""
         logger = get_root_logger()
-        train_set = build_dataset(self.opt['datasets']['train'])
-        count = min(self.quant_config.calib_batches, len(train_set))
-        clips = (train_set[i]['lq'].unsqueeze(0).to(self.device) for i in torch.randperm(len(train_set))[:count])
         net = self.get_bare_model(self.net_g)
-        amax = calibrate(net, clips, self.quant_config)
+        amax = calibrate(net, self.calibration_windows(), self.quant_config)
+        count = min(self.quant_config.calib_batches, len(self._train_set))
         logger.info(f'Calibrated {len(amax)} activation ranges ({self.quant_config.calibrator}) on {count} training '
                     f'windows of {self.opt["datasets"]["train"].get("num_frame")} frames.')
         if self.opt['dist']:
@@ -102,6 +101,14 @@ class QATVSRModel(DistillVSRModel):
         if self.ptq_val_clips and 'val' in self.opt['datasets']:
             self.ptq_metrics = self.measure_ptq(net, build_dataset(self.opt['datasets']['val']))
             logger.info(f'PTQ before QAT: {self.ptq_metrics}')
+
+    def calibration_windows(self):
+        """Up to ``calib_batches`` random training windows, each a batch of one whole window."""
+        if not hasattr(self, '_train_set'):
+            self._train_set = build_dataset(self.opt['datasets']['train'])
+        count = min(self.quant_config.calib_batches, len(self._train_set))
+        order = torch.randperm(len(self._train_set))[:count]
+        return (self._train_set[i]['lq'].unsqueeze(0).to(self.device) for i in order)
 
     @torch.no_grad()
     def measure_ptq(self, net: torch.nn.Module, val_set) -> dict:
@@ -142,6 +149,8 @@ class QATVSRModel(DistillVSRModel):
         path = os.path.join(self.opt['path']['models'], 'net_g_int8.pth')
         extras = self.checkpoint_extras()
         source = extras.pop('quantization')['source']
+        # conv output ranges: the ONNX Runtime CPU INT8 placement needs them (scripts/export.py --precision int8-ort)
+        extras[OUTPUT_RANGE_KEY] = calibrate_output_ranges(net, self.calibration_windows(), self.quant_config)
         export_int8_checkpoint(net, self.quant_config, self.quant_report, path, source=source,
                                extra={'arch': arch_options(self.opt['network_g']), **extras})
         get_root_logger().info(f'INT8 checkpoint: {path}')

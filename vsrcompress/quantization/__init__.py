@@ -19,14 +19,16 @@ from vsrcompress.quantization.insertion import QuantReport, candidate_layers, qu
 from vsrcompress.quantization.int8_checkpoint import (INT8_FORMAT, export_int8_checkpoint, load_int8_checkpoint,
                                                       pack_int8_checkpoint)
 from vsrcompress.quantization.onnx_mode import qdq_export_mode
+from vsrcompress.quantization.output_ranges import OUTPUT_RANGE_KEY, calibrate_output_ranges
 from vsrcompress.quantization.quantizers import (activation_quantizers, check_calibrated, effective_amax,
                                                  layer_quantizers, quant_convs, quiet_quantizer_logs,
                                                  residual_quantizers, set_quantization_enabled)
 from vsrcompress.quantization.sensitivity import SensitivityReport, clip_psnr, sensitivity_analysis
 
 __all__ = [
-    'CALIBRATORS', 'INT8_FORMAT', 'SKIP_PARTS', 'QuantConfig', 'QuantReport', 'SensitivityReport',
-    'activation_quantizers', 'calibrate', 'calibrate_weights', 'candidate_layers', 'check_calibrated', 'clip_psnr',
+    'CALIBRATORS', 'INT8_FORMAT', 'OUTPUT_RANGE_KEY', 'SKIP_PARTS', 'QuantConfig', 'QuantReport', 'SensitivityReport',
+    'activation_quantizers', 'calibrate', 'calibrate_output_ranges', 'calibrate_weights', 'candidate_layers',
+    'check_calibrated', 'clip_psnr',
     'effective_amax', 'export_int8_checkpoint', 'layer_quantizers', 'load_int8_checkpoint', 'pack_int8_checkpoint',
     'qdq_export_mode', 'quant_convs', 'quantize_network', 'quiet_quantizer_logs', 'residual_quantizers',
     'sensitivity_analysis', 'set_quantization_enabled', 'sync_amax_across_ranks',

@@ -51,7 +51,7 @@ class RecurrentVSRModel(VideoRecurrentModel):
             ckpt = load_checkpoint(load_path, 'path.pretrain_network_g')
             self._pretrained = (load_path, ckpt)
             self.pretrained_extras = {k: v for k, v in ckpt.items() if not k.startswith('params')}
-            if ckpt.get('widths') and not opt['network_g'].get('widths'):
+            if ckpt.get('widths'):  # the weights have these shapes, also where network_g.widths is the dense spec
                 opt['network_g']['widths'] = ckpt['widths']
         super().__init__(opt)
         self._pretrained = None  # the weights are in the network now; do not hold a second copy

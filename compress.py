@@ -1,0 +1,17 @@
+"""Run a compression recipe: ``python compress.py -opt options/basicvsr_prune_qat.yml [--auto_resume]``."""
+import argparse
+import sys
+from os import path as osp
+
+import vsrcompress  # noqa: F401  (registers archs/models/datasets, makes basicsr run on CPU)
+from vsrcompress.recipe import run_recipe
+
+if __name__ == '__main__':
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('-opt', required=True, help='recipe option file (a BasicSR option file with `recipe:`)')
+    parser.add_argument('--auto_resume', action='store_true', help='skip finished stages, resume the current one')
+    args = parser.parse_args()
+    try:
+        run_recipe(args.opt, osp.dirname(osp.abspath(__file__)), args.auto_resume)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        sys.exit(f'error: {err}')

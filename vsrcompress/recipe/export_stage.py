@@ -1,0 +1,52 @@
+"""The recipe's export stage: ONNX graphs of the compressed networks, each checked in ONNX Runtime, and TensorRT
+engines where TensorRT and a GPU are present.
+
+Float precisions export the compressed float network (pruned, else dense); INT8 precisions the QAT stage's INT8
+checkpoint. Graphs go to ``experiments/<name>/deploy/<name>_<precision>.onnx`` with ``export.json`` beside them.
+"""
+import json
+import os
+from dataclasses import asdict
+
+from vsrcompress.export import (INT8_PRECISIONS, build_tensorrt_engine, check_onnx, export_onnx,
+                                load_deployable_network, tensorrt_unavailable_reason)
+from vsrcompress.recipe.plan import RecipePlan
+
+_TENSORRT_PRECISIONS = ('fp32', 'fp16', 'int8-trt')  # int8-ort graphs are for ONNX Runtime's CPU kernels
+
+
+def onnx_path(plan: RecipePlan, precision: str) -> str:
+    return os.path.join(plan.folder, 'deploy', f'{plan.name}_{precision.replace("-", "_")}.onnx')
+
+
+def run_export_stage(plan: RecipePlan) -> list[dict]:
+    """Export and check every precision of ``recipe.export``; returns (and writes) one record per graph."""
+    options = plan.export_options()
+    frames, height, width = options['frames'], options['height'], options['width']
+    trt_reason = tensorrt_unavailable_reason() if options['tensorrt'] else 'recipe.export.tensorrt is false'
+    records = []
+    for precision in options['precisions']:
+        source = plan.output('qat') if precision in INT8_PRECISIONS else plan.float_output()
+        loaded = load_deployable_network(source.path, plan.shared.get('network_g'), source.param_key)
+        path = onnx_path(plan, precision)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        spec = export_onnx(loaded.net, path, frames, height, width, dynamic=options['dynamic'], precision=precision,
+                           conv_output_range=loaded.conv_output_range)
+        extra = {} if options['min_int8_psnr'] is None else {'min_int8_psnr': options['min_int8_psnr']}
+        checks = check_onnx(path, loaded.net, height, width, **extra)
+        record = {'precision': precision, 'checkpoint': source.path, 'onnx': path, 'graph': asdict(spec),
+                  'checks': [asdict(c) for c in checks], 'tensorrt': None}
+        if precision in _TENSORRT_PRECISIONS:
+            if trt_reason:
+                record['tensorrt'] = {'built': False, 'reason': trt_reason}
+            else:
+                engine = build_tensorrt_engine(path, os.path.splitext(path)[0] + '.engine')
+                record['tensorrt'] = {'built': True, 'engine': engine}
+        psnr = min(c.psnr_db for c in checks)
+        print(f'recipe export: {path} ({precision}); ONNX Runtime vs PyTorch {psnr:.1f} dB', flush=True)
+        records.append(record)
+    summary = os.path.join(plan.folder, 'deploy', 'export.json')
+    with open(summary + '.tmp', 'w') as f:
+        json.dump(records, f, indent=2, default=str)
+    os.replace(summary + '.tmp', summary)
+    return records

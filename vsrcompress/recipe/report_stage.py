@@ -1,0 +1,110 @@
+"""The recipe's report: dense vs pruned vs INT8 (and bicubic as the floor) on one Markdown page.
+
+Quality is measured on the validation clips with the PyTorch networks (the INT8 row is the fake-quantized
+network: what QAT trained, and what the ``int8-ort``/``int8-trt`` graphs were checked against in the export
+stage); size, MACs and CPU latency come from ``vsrcompress.report``, timed the way each deploys.
+"""
+import json
+import os
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from basicsr.data import build_dataset  # noqa: E402
+
+from vsrcompress.export import load_deployable_network  # noqa: E402
+from vsrcompress.recipe.clip_quality import BicubicUpsampler, clip_quality  # noqa: E402
+from vsrcompress.recipe.plan import RecipePlan  # noqa: E402
+from vsrcompress.report import ModelEntry, measure_complexity, write_complexity_report  # noqa: E402
+
+
+def recipe_models(plan: RecipePlan) -> list[tuple[str, str, str]]:
+    """(label, checkpoint, param key) of every network the recipe has: dense, pruned, INT8."""
+    models = [('dense', plan.dense_input())]
+    if 'prune' in plan.stages:
+        models.append(('pruned', plan.output('prune')))
+    if 'qat' in plan.stages:
+        models.append(('pruned INT8' if 'prune' in plan.stages else 'INT8', plan.output('qat')))
+    return [(label, out.path, out.param_key) for label, out in models]
+
+
+def run_report_stage(plan: RecipePlan) -> str:
+    """Measure every network of the recipe and write ``experiments/<name>/report/report.md``; return its path."""
+    options = plan.report_options()
+    folder = os.path.join(plan.folder, 'report')
+    os.makedirs(folder, exist_ok=True)
+    val_opt = dict(plan.shared['datasets']['val'], phase='val', scale=plan.shared['scale'])
+    val_set = build_dataset(val_opt)
+    quality = {'bicubic': clip_quality(BicubicUpsampler(plan.shared['scale']), val_set, options['val_clips'])}
+    entries = []
+    for label, path, param_key in recipe_models(plan):
+        loaded = load_deployable_network(path, plan.shared.get('network_g'), param_key)
+        quality[label] = clip_quality(loaded.net, val_set, options['val_clips'])
+        entries.append(ModelEntry(label, checkpoint=path, param_key=param_key, network_opt=plan.shared.get('network_g'),
+                                  psnr_db=quality[label]['psnr'], description=os.path.relpath(path, plan.root)))
+    width, height = options['input_size']
+    rows = measure_complexity(entries, width, height, frames=options['frames'], repeats=options['repeats'],
+                              threads=options['threads'], memory=options['memory'])
+    write_complexity_report(rows, os.path.join(folder, 'complexity'), command=f'recipe {plan.name}: report stage')
+    plot_per_frame_psnr(quality, os.path.join(folder, 'per_frame_psnr.png'))
+    page = os.path.join(folder, 'report.md')
+    _write_atomic(page, report_markdown(plan, rows, quality, width, height))
+    _write_atomic(os.path.join(folder, 'report.json'),
+                  json.dumps({'complexity': rows, 'quality': quality}, indent=2, default=str))
+    print(f'recipe report: {page}', flush=True)
+    return page
+
+
+def plot_per_frame_psnr(quality: dict, path: str) -> None:
+    """PSNR along the clip (mean over clips at each frame index): where the recurrence drifts, it shows here."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, result in quality.items():
+        curves = [np.asarray(v['psnr']) for v in result['per_frame'].values()]
+        length = min(len(c) for c in curves)
+        ax.plot(np.arange(length), np.mean([c[:length] for c in curves], axis=0), marker='.', label=label)
+    ax.set_xlabel('frame')
+    ax.set_ylabel('PSNR (dB), mean over validation clips')
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path + '.tmp.png', dpi=120)
+    plt.close(fig)
+    os.replace(path + '.tmp.png', path)
+
+
+def report_markdown(plan: RecipePlan, rows: list[dict], quality: dict, width: int, height: int) -> str:
+    clips = len(quality['bicubic']['per_frame'])
+    lines = [f'# Compression report: {plan.name}', '',
+             f'Stages: {", ".join(plan.stages)}. Quality on {clips} validation clip(s) of '
+             f'`{plan.shared["datasets"]["val"].get("dataroot_lq")}` (PSNR/SSIM on RGB, BasicSR metrics); '
+             f'complexity at {width}x{height} LR input (x{plan.shared["scale"]}).', '',
+             '| model | params (M) | GMACs/frame | checkpoint (MB) | ONNX Runtime CPU ms/frame (graph) | peak MiB | '
+             'PyTorch CPU ms/frame | PSNR (dB) | SSIM |',
+             '|---|---|---|---|---|---|---|---|---|',
+             f'| bicubic | - | - | - | - | - | - | {quality["bicubic"]["psnr"]:.2f} | {quality["bicubic"]["ssim"]:.4f} |']
+    for row in rows:
+        q, latency = quality[row['name']], row['latency_ms_per_frame']
+        lines.append(f'| {row["name"]} | {row["params"] / 1e6:.3f} | {row["macs_per_frame"] / 1e9:.3f} | '
+                     f'{_mb(row["checkpoint_bytes"])} | {_ms(latency.get("onnxruntime-cpu"))} '
+                     f'({row["onnx_precision"]}) | {_ms(row["peak_memory_mib"].get("onnxruntime-cpu"))} | '
+                     f'{_ms(latency.get("torch-cpu"))} | {q["psnr"]:.2f} | {q["ssim"]:.4f} |')
+    lines += ['', 'Latency: one window of frames, models interleaved round-robin; details, peak memory and notes in '
+              '[complexity.md](complexity.md).', '', '![complexity](complexity.png)', '', '## PSNR along the clip',
+              '', '![per-frame PSNR](per_frame_psnr.png)', '']
+    return '\n'.join(lines)
+
+
+def _mb(value) -> str:
+    return '-' if value is None else f'{value / 2 ** 20:.2f}'
+
+
+def _ms(value) -> str:
+    return '-' if value is None else f'{value:.1f}'
+
+
+def _write_atomic(path: str, text: str) -> None:
+    with open(path + '.tmp', 'w') as f:
+        f.write(text)
+    os.replace(path + '.tmp', path)

@@ -1,0 +1,77 @@
+"""Run a recipe: its training stages as BasicSR experiments (one process each), then export and report.
+
+With ``auto_resume`` a training stage whose final checkpoint exists is skipped, and the first unfinished one
+resumes from its last training state (BasicSR's ``--auto_resume``); export and report always run again (they
+are cheap and read the checkpoints as they are now). Without it every stage starts over, and BasicSR archives
+the old experiment folders, as ``train.py`` does.
+"""
+import os
+import subprocess
+import sys
+
+import yaml
+
+from vsrcompress.recipe.plan import TRAIN_STAGES, RecipePlan, parse_recipe
+
+
+def load_recipe(opt_path: str, root: str) -> RecipePlan:
+    """Read and validate a recipe file; all errors come before any stage runs."""
+    if not os.path.isfile(opt_path):
+        raise FileNotFoundError(f'-opt: {opt_path} does not exist')
+    with open(opt_path) as f:
+        opt = yaml.safe_load(f)
+    if not isinstance(opt, dict):
+        raise ValueError(f'-opt: {opt_path} is not a YAML mapping of options')
+    return parse_recipe(opt, root)
+
+
+def write_stage_options(plan: RecipePlan, stage: str) -> str:
+    """Write the stage's BasicSR option file to ``experiments/<name>/options/<stage>.yml``; return its path."""
+    path = os.path.join(plan.folder, 'options', f'{stage}.yml')
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + '.tmp', 'w') as f:
+        f.write(f'# written by the recipe {plan.name}: stage {stage}; run alone with python train.py -opt {path}\n')
+        yaml.safe_dump(plan.wired_stage_options(stage), f, sort_keys=False)
+    os.replace(path + '.tmp', path)
+    return path
+
+
+def run_training_stage(plan: RecipePlan, stage: str, auto_resume: bool) -> None:
+    output = plan.output(stage)
+    if auto_resume and os.path.isfile(output.path):
+        print(f'recipe: stage {stage} is done ({output.path}); skipping it', flush=True)
+        return
+    source = plan.stage_input(stage)
+    if source and not os.path.isfile(source.path):
+        raise FileNotFoundError(f'recipe: stage {stage} starts from {source.path}, which does not exist')
+    options = write_stage_options(plan, stage)
+    print(f'recipe: stage {stage} (experiments/{plan.experiment(stage)}, options {options})', flush=True)
+    cmd = [sys.executable, '-m', 'vsrcompress.recipe.train_stage', plan.root, '-opt', options]
+    if auto_resume:
+        cmd.append('--auto_resume')
+    code = subprocess.run(cmd).returncode
+    if code != 0 or not os.path.isfile(output.path):
+        raise RuntimeError(f'recipe: stage {stage} failed (exit code {code}; its log is in '
+                           f'experiments/{plan.experiment(stage)}); fix the cause and rerun with --auto_resume to '
+                           'continue from its last checkpoint')
+
+
+def run_recipe(opt_path: str, root: str, auto_resume: bool = False) -> dict:
+    """Run every stage of the recipe file; returns where the results are (also printed)."""
+    plan = load_recipe(opt_path, root)
+    results = {}
+    for stage in plan.stages:
+        if stage in TRAIN_STAGES:
+            run_training_stage(plan, stage, auto_resume)
+            results[stage] = plan.output(stage).path
+        elif stage == 'export':
+            from vsrcompress.recipe.export_stage import run_export_stage
+            results['onnx'] = [r['onnx'] for r in run_export_stage(plan)]
+        elif stage == 'report':
+            from vsrcompress.recipe.report_stage import run_report_stage
+            results['report'] = run_report_stage(plan)
+    print(f'recipe {plan.name} finished:')
+    for key, value in results.items():
+        for item in value if isinstance(value, list) else [value]:
+            print(f'  {key:8s} {os.path.relpath(item, root)}')
+    return results

@@ -1,0 +1,158 @@
+"""The model complexity report on disk: ``<prefix>.json`` (the rows as measured), ``<prefix>.md`` (a Markdown table
+with the setup and the reasons for every missing number) and ``<prefix>.png`` (PSNR against MACs and latency where
+PSNR is known, otherwise latency against MACs). Each file is written to a temporary name, then renamed.
+"""
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+
+BACKEND_LABELS = {'onnxruntime-cpu': 'ONNX Runtime CPU', 'torch-cpu': 'PyTorch CPU FP32',
+                  'torch-cuda': 'PyTorch CUDA FP32'}
+_MARKERS = {'onnxruntime-cpu': 'o', 'torch-cpu': 's', 'torch-cuda': '^'}
+METHOD = ('Params and MACs per frame: torch-pruning\'s counter at the input size, steady state of a long video '
+          '(INT8: the float network it dequantizes to). Latency: the inference backends on uint8 frames, ONNX Runtime '
+          'on an exported graph (`fp32`, or `int8-ort` integer kernels for INT8), all models and backends '
+          'interleaved round-robin; ms per frame = median window time / frames. Peak memory: the rise of the RSS '
+          'high-water mark during one forward, in a fresh process per model and backend.')
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return '-'
+    return f'{value:.2f}' if value < 10 else f'{value:.1f}' if value < 100 else f'{value:.0f}'
+
+
+def _setup_line(setup: dict) -> str:
+    before, after = setup['load_average_before'], setup['load_average_after']
+    return (f"LR input {setup['width']}x{setup['height']} (W x H), windows of {setup['frames']} frames; rounds: "
+            f"{setup['warmup']} warm-up, {setup['repeats']} timed; ONNX graphs "
+            f"{'with dynamic height and width' if setup['dynamic_graph'] else 'exported at the input size'}; "
+            f"threads: {setup['threads']} of "
+            f"{setup['cpu_count']} CPUs ({setup['machine']}); torch {setup['torch']}, ONNX Runtime "
+            f"{setup['onnxruntime']}; GPU: {setup['cuda_device'] or 'none'}; load average (1/5/15 min) "
+            f"{before} before, {after} after; started {setup['started']}.")
+
+
+def complexity_markdown(rows: Sequence[dict], command: str | None = None) -> str:
+    """The rows of ``measure_complexity`` as a Markdown section: setup, one table row per model, notes."""
+    backends = list(dict.fromkeys(b for r in rows for b in r['latency_ms_per_frame']))
+    memory = list(dict.fromkeys(b for r in rows for b in (*r['peak_memory_mib'], *r['memory_notes'])))
+    psnr = any(r['psnr_db'] is not None for r in rows)
+    heads = ['model', 'network', 'params (M)', 'GMACs/frame', 'checkpoint (MB)']
+    heads += ['ORT graph'] * ('onnxruntime-cpu' in backends)
+    heads += [f'{BACKEND_LABELS[b]} ms/frame' for b in backends]
+    heads += [f'{BACKEND_LABELS[b]} peak MiB' for b in memory] + ['PSNR (dB)'] * psnr
+    lines = ['# Model complexity', '']
+    if command:
+        lines += [f'Command: `{command}`', '']
+    lines += [_setup_line(s) for s in {json.dumps(r['setup'], sort_keys=True): r['setup'] for r in rows}.values()]
+    lines += ['', METHOD, '', '| ' + ' | '.join(heads) + ' |', '|' + '---|' * len(heads)]
+    for r in rows:
+        size = r['checkpoint_bytes']
+        cells = [f"`{r['name']}`", r['arch'] + (' INT8' if r['int8'] else ''), f"{r['params'] / 1e6:.2f}",
+                 f"{r['macs_per_frame'] / 1e9:.1f}", '-' if size is None else f'{size / 1e6:.1f}']
+        cells += [r['onnx_precision'] or '-'] * ('onnxruntime-cpu' in backends)
+        cells += [_ms(r['latency_ms_per_frame'].get(b)) for b in backends]
+        cells += [_ms(r['peak_memory_mib'].get(b)) for b in memory]
+        cells += ['-' if r['psnr_db'] is None else f"{r['psnr_db']:.2f}"] * psnr
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    notes = {}
+    for r in rows:
+        for kind, table in (('latency', r['latency_notes']), ('peak memory', r['memory_notes'])):
+            for backend, reason in table.items():
+                notes.setdefault((BACKEND_LABELS[backend], kind, reason), []).append(f"`{r['name']}`")
+    if not any(r['setup']['memory'] for r in rows):
+        notes[('all backends', 'peak memory', 'not measured (memory measurement was switched off)')] = ['all models']
+    if notes:
+        lines += ['', 'Not measured:', '']
+        lines += [f'- {label} {kind} ({", ".join(names)}): {reason}.' for (label, kind, reason), names in notes.items()]
+    return '\n'.join(lines) + '\n'
+
+
+def plot_complexity(rows: Sequence[dict], path: str) -> None:
+    """PSNR vs GMACs/frame and PSNR vs latency where PSNR is known for some model; else latency vs GMACs/frame."""
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot as plt
+
+    with_psnr = [r for r in rows if r['psnr_db'] is not None]
+    backends = list(dict.fromkeys(b for r in rows for b, v in r['latency_ms_per_frame'].items() if v is not None))
+    fig, axes = plt.subplots(1, 2 if with_psnr else 1, figsize=(12 if with_psnr else 7, 4.8), squeeze=False)
+    axes = axes[0]
+    if with_psnr:
+        ax = axes[0]
+        for r in with_psnr:
+            ax.scatter(r['macs_per_frame'] / 1e9, r['psnr_db'])
+            ax.annotate(r['name'], (r['macs_per_frame'] / 1e9, r['psnr_db']), fontsize=7)
+        ax.set(xlabel='GMACs per frame', ylabel='PSNR (dB)', title='PSNR vs MACs')
+        _latency_scatter(axes[1], with_psnr, backends, lambda r: r['psnr_db'], 'PSNR (dB)', 'PSNR vs latency')
+    else:
+        _latency_scatter(axes[0], rows, backends, lambda r: r['macs_per_frame'] / 1e9, 'GMACs per frame',
+                         'MACs vs latency')
+    setup = rows[0]['setup']
+    fig.suptitle(f"LR {setup['width']}x{setup['height']}, windows of {setup['frames']} frames, "
+                 f"threads: {setup['threads']}", fontsize=9)
+    fig.tight_layout()
+    _write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format='png'))
+    plt.close(fig)
+
+
+def _latency_scatter(ax, rows: Sequence[dict], backends: list[str], y: Callable[[dict], float], ylabel: str,
+                     title: str) -> None:
+    plotted = False
+    for backend in backends:
+        points = [(r['latency_ms_per_frame'][backend], y(r), r['name']) for r in rows
+                  if r['latency_ms_per_frame'].get(backend) is not None]
+        if points:
+            ax.scatter([p[0] for p in points], [p[1] for p in points], marker=_MARKERS[backend],
+                       label=BACKEND_LABELS[backend])
+            for x_value, y_value, name in points:
+                ax.annotate(name, (x_value, y_value), fontsize=7)
+            plotted = True
+    if plotted:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, 'no latency measured', ha='center', va='center', transform=ax.transAxes)
+    ax.set(xlabel='latency, ms per frame', ylabel=ylabel, title=title)
+
+
+def _write_atomic(path: str, write: Callable[[str], None]) -> None:
+    """``write(tmp)`` into a temporary file next to ``path``, then rename it to ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix='.tmp_', suffix=os.path.splitext(path)[1], dir=folder)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _write_text(path: str, text: str) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, 'w') as f:
+            f.write(text)
+    _write_atomic(path, write)
+
+
+def write_complexity_report(rows: Sequence[dict], prefix: str, command: str | None = None) -> dict[str, str]:
+    """Write ``<prefix>.json``, ``<prefix>.md`` and ``<prefix>.png`` from ``measure_complexity`` rows.
+
+    Args:
+        rows: The rows, one per model.
+        prefix: Output path without extension; its folder is created.
+        command: The command line that produced the rows, recorded in the JSON and the Markdown.
+
+    Returns:
+        ``{'json': path, 'md': path, 'png': path}``.
+    """
+    if not rows:
+        raise ValueError('write_complexity_report: no rows to write')
+    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
+    paths = {ext: f'{prefix}.{ext}' for ext in ('json', 'md', 'png')}
+    _write_text(paths['json'], json.dumps({'command': command, 'models': list(rows)}, indent=2) + '\n')
+    _write_text(paths['md'], complexity_markdown(rows, command))
+    plot_complexity(rows, paths['png'])
+    return paths

@@ -53,6 +53,7 @@ from vsrcompress.export import (export_onnx, integer_kernel_summary, load_deploy
 from vsrcompress.inference import OnnxRuntimeBackend, TorchBackend, run_video_sr
 from vsrcompress.quantization import QuantConfig, calibrate, quantize_network
 from vsrcompress.quantization.output_ranges import calibrate_output_ranges
+from vsrcompress.report.atomic_files import write_text
 
 INTERVALS, OVERLAPS = (3, 5, 8, 15), (0, 2, 4)
 BACKENDS = ('torch fp32', 'onnxruntime fp32', 'onnxruntime int8-ort', 'onnxruntime int8-trt')
@@ -334,13 +335,6 @@ def finite(value):
     return 'inf' if isinstance(value, float) and math.isinf(value) else value
 
 
-def write_atomic(path: str, text: str) -> None:
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w') as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def main() -> int:
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -449,9 +443,9 @@ def main() -> int:
         'sweep': rows,
     }
     base = os.path.join(args.out, args.name)
-    write_atomic(base + '.json', json.dumps(finite(result), indent=2))
+    write_text(base + '.json', json.dumps(finite(result), indent=2))
     text = markdown(result)
-    write_atomic(base + '.md', text)
+    write_text(base + '.md', text)
     plot(result, base + '.png')
     print('\n' + text)
     print(f'wrote {base}.json, .md, .png')

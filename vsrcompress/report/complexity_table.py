@@ -4,8 +4,9 @@ PSNR is known, otherwise latency against MACs). Each file is written to a tempor
 """
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
+
+from vsrcompress.report.atomic_files import write_atomic, write_text
 
 BACKEND_LABELS = {'onnxruntime-cpu': 'ONNX Runtime CPU', 'torch-cpu': 'PyTorch CPU FP32',
                   'torch-cuda': 'PyTorch CUDA FP32'}
@@ -94,7 +95,7 @@ def plot_complexity(rows: Sequence[dict], path: str) -> None:
     fig.suptitle(f"LR {setup['width']}x{setup['height']}, windows of {setup['frames']} frames, "
                  f"threads: {setup['threads']}", fontsize=9)
     fig.tight_layout()
-    _write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format='png'))
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format='png'))
     plt.close(fig)
 
 
@@ -117,26 +118,6 @@ def _latency_scatter(ax, rows: Sequence[dict], backends: list[str], y: Callable[
     ax.set(xlabel='latency, ms per frame', ylabel=ylabel, title=title)
 
 
-def _write_atomic(path: str, write: Callable[[str], None]) -> None:
-    """``write(tmp)`` into a temporary file next to ``path``, then rename it to ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.tmp_', suffix=os.path.splitext(path)[1], dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _write_text(path: str, text: str) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, 'w') as f:
-            f.write(text)
-    _write_atomic(path, write)
-
-
 def write_complexity_report(rows: Sequence[dict], prefix: str, command: str | None = None) -> dict[str, str]:
     """Write ``<prefix>.json``, ``<prefix>.md`` and ``<prefix>.png`` from ``measure_complexity`` rows.
 
@@ -152,7 +133,7 @@ def write_complexity_report(rows: Sequence[dict], prefix: str, command: str | No
         raise ValueError('write_complexity_report: no rows to write')
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
     paths = {ext: f'{prefix}.{ext}' for ext in ('json', 'md', 'png')}
-    _write_text(paths['json'], json.dumps({'command': command, 'models': list(rows)}, indent=2) + '\n')
-    _write_text(paths['md'], complexity_markdown(rows, command))
+    write_text(paths['json'], json.dumps({'command': command, 'models': list(rows)}, indent=2) + '\n')
+    write_text(paths['md'], complexity_markdown(rows, command))
     plot_complexity(rows, paths['png'])
     return paths

@@ -1,0 +1,116 @@
+"""scripts/benchmark_pruning_quality.py on a tiny dense checkpoint and tiny footage: every row and curve point in the
+JSON, the Markdown and PNG written, both fine-tunes starting from the same pruned network; bad input failing before
+work."""
+import json
+import math
+import os
+import runpy
+
+import cv2
+import pytest
+import torch
+
+import vsrcompress  # noqa: F401
+from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
+from vsrcompress.checkpoint import network_checkpoint, save_atomic
+from vsrcompress.data.footage_dataset import FootageRecurrentDataset
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ARCH = {'type': 'BasicVSRNet', 'num_feat': 8, 'num_block': 1, 'scale': 4}
+NARROW = {'upsample': [8, 8], 'hr': 8, 'spynet': [[4, 8, 4, 2]] * 6}
+TINY = ['--iters', '2', '--eval-every', '1', '--threads', '1']
+
+pytestmark = pytest.mark.usefixtures('one_thread')
+
+
+def script() -> dict:
+    return runpy.run_path(os.path.join(ROOT, 'scripts', 'benchmark_pruning_quality.py'),
+                          run_name='benchmark_pruning_quality_under_test')
+
+
+@pytest.fixture(scope='module')
+def teacher_checkpoint(tmp_path_factory) -> str:
+    torch.manual_seed(0)
+    path = str(tmp_path_factory.mktemp('teacher') / 'teacher.pth')
+    save_atomic(network_checkpoint(BasicVSRNet(num_feat=8, num_block=1, widths=NARROW), ARCH), path)
+    return path
+
+
+def test_benchmark_writes_every_row_curve_and_target(tiny_footage, teacher_checkpoint, tmp_path):
+    argv = ['--checkpoint', teacher_checkpoint, '--footage', tiny_footage, '--out', str(tmp_path), '--name', 'pq',
+            *TINY]
+    assert script()['main'](argv) == 0
+    result = json.loads((tmp_path / 'pq.json').read_text())
+    rows = {r['name']: r for r in result['quality']}
+    assert list(rows) == ['teacher', 'bicubic', 'pruned', 'plain', 'kd']
+    assert all(math.isfinite(r['psnr']) and 10 < r['psnr'] < 60 and 0 < r['ssim'] <= 1 for r in rows.values())
+    assert rows['pruned']['params'] < rows['teacher']['params']
+    assert 0 < rows['pruned']['macs_per_frame'] < rows['teacher']['macs_per_frame']
+    assert rows['pruned']['widths']['backward'] == 4 and rows['teacher']['widths']['backward'] == 8
+    assert rows['plain']['params'] == rows['kd']['params'] == rows['pruned']['params']
+    assert rows['plain']['iters'] == rows['kd']['iters'] == 2
+    assert rows['kd']['loss_first'] > 0 and rows['kd']['train_s'] > 0
+    assert rows['teacher']['delta_db'] == 0 and rows['kd']['delta_db'] == rows['kd']['psnr'] - rows['teacher']['psnr']
+
+    curve = result['curve']
+    assert [point['iter'] for point in curve] == [0, 1, 2]
+    assert curve[0]['plain'] == curve[0]['kd'] == rows['pruned']['psnr']  # both start from the same pruned copy
+    assert curve[-1]['plain'] == rows['plain']['psnr'] and curve[-1]['kd'] == rows['kd']['psnr']
+    assert rows['plain']['psnr'] != rows['pruned']['psnr']  # the steps changed the network
+    assert rows['kd']['psnr'] != rows['plain']['psnr']  # the teacher's loss changed the updates
+    targets = result['targets']
+    assert [t['comparison'] for t in targets] == ['<=', '>']
+    assert targets[0]['met'] == (targets[0]['value'] <= 0.3) and targets[1]['met'] == (targets[1]['value'] > 0)
+    assert targets[1]['value'] == pytest.approx(rows['kd']['psnr'] - rows['plain']['psnr'])
+    assert result['config']['pruning']['round_to'] == 4 and result['config']['val_clips'] == 1
+    assert result['machine']['load_average_after'] and '--iters 2' in result['command']
+
+    text = (tmp_path / 'pq.md').read_text()
+    assert '| pruned + KD fine-tune |' in text and '| 2 |' in text and 'KD better than plain' in text
+    image = cv2.imread(str(tmp_path / 'pq.png'))
+    assert image is not None and image.shape[1] > 600
+    assert not [f for f in os.listdir(tmp_path) if f.startswith('.tmp_')]
+
+
+def test_same_seed_gives_the_same_batches(tiny_footage):
+    namespace = script()
+    dataset = FootageRecurrentDataset({**namespace['footage_options'](tiny_footage, 'train', 4), 'num_frame': 3,
+                                       'gt_size': 256, 'use_hflip': True, 'use_rot': True})
+    sampler = namespace['BatchSampler'](dataset, 2, 3)
+    first, second = sampler.next(), sampler.next()
+    again = namespace['BatchSampler'](dataset, 2, 3).next()
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not torch.equal(first[0], second[0])
+    assert first[0].shape == (2, 3, 3, 64, 64) and first[1].shape == (2, 3, 3, 256, 256)
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--ratio', '1'], '--ratio: the fraction of channels removed must be in (0, 1), got 1.0'),
+    (['--ratio', '0'], '--ratio: the fraction of channels removed must be in (0, 1)'),
+    (['--iters', '0'], '--iters: must be >= 1'),
+    (['--frames', '1'], '--frames: must be >= 2'),
+    (['--criterion', 'random'], "invalid choice: 'random'"),
+    (['--reference-size', '16', '16'], 'pruning.reference_size'),
+])
+def test_bad_options_fail_before_work(tiny_footage, teacher_checkpoint, tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit):
+        script()['main'](['--checkpoint', teacher_checkpoint, '--footage', tiny_footage, '--out', str(tmp_path),
+                          *extra])
+    assert message in capsys.readouterr().err
+    assert not os.listdir(tmp_path)
+
+
+def test_missing_inputs_say_how_to_make_them(tiny_footage, teacher_checkpoint, tmp_path, capsys):
+    main = script()['main']
+    with pytest.raises(SystemExit):
+        main(['--footage', tiny_footage, '--out', str(tmp_path)])  # the default checkpoint: not made here
+    err = capsys.readouterr().err
+    assert 'demo_basicvsr_prune_qat_teacher' in err
+    assert 'compress.py -opt options/demo/basicvsr_prune_qat_demo.yml' in err
+    with pytest.raises(SystemExit):
+        main(['--checkpoint', teacher_checkpoint, '--footage', str(tmp_path / 'none'), '--out', str(tmp_path)])
+    assert 'make_demo_footage.py' in capsys.readouterr().err
+    with pytest.raises(SystemExit, match='--frames/--gt-size: .*gt_size: 512 is larger than the frames'):
+        main(['--checkpoint', teacher_checkpoint, '--footage', tiny_footage, '--out', str(tmp_path),
+              '--gt-size', '512', *TINY])
+    assert not os.listdir(tmp_path)

@@ -1,0 +1,28 @@
+"""Benchmark outputs written atomically: a reader never sees half a JSON, table or plot."""
+import os
+import tempfile
+from collections.abc import Callable
+
+
+def write_atomic(path: str, write: Callable[[str], None]) -> None:
+    """``write(tmp)`` into a temporary file next to ``path``, then rename it to ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix='.tmp_', suffix=os.path.splitext(path)[1],
+                               dir=os.path.dirname(os.path.abspath(path)))
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private (0600); a report should read as any file
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    def write(tmp: str) -> None:
+        with open(tmp, 'w') as f:
+            f.write(text)
+    write_atomic(path, write)

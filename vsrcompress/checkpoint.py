@@ -29,6 +29,9 @@ def save_atomic(obj: object, path: str) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private (0600); a checkpoint should read as any file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -13,7 +13,7 @@ from vsrcompress.models.recurrent_vsr_model import check_ranks_agree
 from vsrcompress.quantization import (INT8_FORMAT, OUTPUT_RANGE_KEY, QuantConfig, activation_quantizers, calibrate,
                                       calibrate_output_ranges, check_calibrated,
                                       clip_psnr, export_int8_checkpoint, load_int8_checkpoint, quantize_network,
-                                      quiet_quantizer_logs, set_quantization_enabled)
+                                      quantizer_ranges, quiet_quantizer_logs, set_quantization_enabled)
 from vsrcompress.quantization.quantizers import is_quantized
 
 MODEL_KEYS = ('ptq_val_clips',)
@@ -98,6 +98,7 @@ class QATVSRModel(DistillVSRModel):
         if self.opt['dist']:
             amax = torch.stack([q.amax.detach().reshape(()) for q in activation_quantizers(net).values()])
             check_ranks_agree(amax, 'activation ranges')
+        self.write_calibrated_ranges()
         if self.ptq_val_clips and 'val' in self.opt['datasets']:
             self.ptq_metrics = self.measure_ptq(net, build_dataset(self.opt['datasets']['val']))
             logger.info(f'PTQ before QAT: {self.ptq_metrics}')
@@ -129,6 +130,36 @@ class QATVSRModel(DistillVSRModel):
     def optimize_parameters(self, current_iter: int) -> None:
         super().optimize_parameters(current_iter)
         self.log_dict.update(self.ptq_metrics)
+
+    # ------------------------------------------------------------------ TensorBoard: range histograms
+    @master_only
+    def write_calibrated_ranges(self) -> None:
+        """Range histograms at step 0 into the run's ``tb_logger/<name>`` folder, when basicsr writes one there.
+
+        basicsr's SummaryWriter is not reachable from the model; a second writer in the same folder adds its own
+        event file, which TensorBoard shows as the same run.
+        """
+        if not (self.opt.get('logger') or {}).get('use_tb_logger') or 'debug' in self.opt['name'] \
+                or 'root_path' not in self.opt:  # the conditions of basicsr's init_tb_loggers
+            return
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(log_dir=os.path.join(self.opt['root_path'], 'tb_logger', self.opt['name']))
+        try:
+            self.log_range_histograms(writer, 0)
+        finally:
+            writer.close()
+
+    def validation(self, dataloader, current_iter, tb_logger, save_img):
+        super().validation(dataloader, current_iter, tb_logger, save_img)
+        if tb_logger is not None:  # None without TensorBoard and on ranks other than 0
+            self.log_range_histograms(tb_logger, current_iter)
+
+    def log_range_histograms(self, writer, step: int) -> None:
+        """``qat/activation_amax`` (one value per activation quantizer) and ``qat/weight_amax`` (one value per output
+        channel of every quantized conv): outlier ranges, which cost INT8 resolution, stand out."""
+        for kind, ranges in quantizer_ranges(self.get_bare_model(self.net_g)).items():
+            if ranges:
+                writer.add_histogram(f'qat/{kind}_amax', torch.cat([r.reshape(-1) for r in ranges.values()]), step)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_extras(self) -> dict:

@@ -10,7 +10,8 @@ YAML section and calls, in order::
     load_int8_checkpoint(float_net, path)          # back into a fake-quant network, bit-exact
 
 ``sensitivity_analysis`` (sensitivity.py) measures per-layer PSNR cost and suggests a skip list for a budget;
-``qdq_export_mode`` (onnx_mode.py) makes ONNX export emit QuantizeLinear/DequantizeLinear.
+``qdq_export_mode`` (onnx_mode.py) makes ONNX export emit QuantizeLinear/DequantizeLinear; ``quantizer_ranges``
+(range_summary.py) reads every layer's current amax, e.g. for TensorBoard histograms.
 """
 from vsrcompress.quantization.calibration import calibrate, calibrate_weights
 from vsrcompress.quantization.config import CALIBRATORS, SKIP_PARTS, QuantConfig
@@ -23,6 +24,7 @@ from vsrcompress.quantization.output_ranges import OUTPUT_RANGE_KEY, calibrate_o
 from vsrcompress.quantization.quantizers import (activation_quantizers, check_calibrated, effective_amax,
                                                  layer_quantizers, quant_convs, quiet_quantizer_logs,
                                                  residual_quantizers, set_quantization_enabled)
+from vsrcompress.quantization.range_summary import quantizer_ranges
 from vsrcompress.quantization.sensitivity import SensitivityReport, clip_psnr, sensitivity_analysis
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     'activation_quantizers', 'calibrate', 'calibrate_output_ranges', 'calibrate_weights', 'candidate_layers',
     'check_calibrated', 'clip_psnr',
     'effective_amax', 'export_int8_checkpoint', 'layer_quantizers', 'load_int8_checkpoint', 'pack_int8_checkpoint',
-    'qdq_export_mode', 'quant_convs', 'quantize_network', 'quiet_quantizer_logs', 'residual_quantizers',
+    'qdq_export_mode', 'quant_convs', 'quantize_network', 'quantizer_ranges', 'quiet_quantizer_logs',
+    'residual_quantizers',
     'sensitivity_analysis', 'set_quantization_enabled', 'sync_amax_across_ranks',
 ]

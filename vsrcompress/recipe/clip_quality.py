@@ -32,12 +32,13 @@ def clip_quality(net: nn.Module, dataset, max_clips: int | None = None) -> dict:
     Returns ``{'psnr', 'ssim'}`` (mean of clip means) and ``per_frame``: ``{clip: {'psnr': [...], 'ssim': [...]}}``.
     """
     was_training = net.training
+    device = next(net.parameters(), torch.empty(0)).device  # bicubic has no parameters: CPU
     net.eval()
     per_frame = {}
     try:
         for index in range(min(len(dataset), max_clips or len(dataset))):
             item = dataset[index]
-            sr = net(item['lq'].unsqueeze(0))[0]
+            sr = net(item['lq'].unsqueeze(0).to(device))[0].cpu()
             frames = [(tensor2img(sr[t]), tensor2img(item['gt'][t])) for t in range(sr.shape[0])]
             per_frame[item['folder']] = {'psnr': [float(calculate_psnr(a, b, 0)) for a, b in frames],
                                          'ssim': [float(calculate_ssim(a, b, 0)) for a, b in frames]}

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from vsrcompress.export import (INT8_PRECISIONS, build_tensorrt_engine, check_onnx, export_onnx,
                                 load_deployable_network, tensorrt_unavailable_reason)
 from vsrcompress.recipe.plan import RecipePlan
+from vsrcompress.report.atomic_files import write_text
 
 _TENSORRT_PRECISIONS = ('fp32', 'fp16', 'int8-trt')  # int8-ort graphs are for ONNX Runtime's CPU kernels
 
@@ -46,7 +47,5 @@ def run_export_stage(plan: RecipePlan) -> list[dict]:
         print(f'recipe export: {path} ({precision}); ONNX Runtime vs PyTorch {psnr:.1f} dB', flush=True)
         records.append(record)
     summary = os.path.join(plan.folder, 'deploy', 'export.json')
-    with open(summary + '.tmp', 'w') as f:
-        json.dump(records, f, indent=2, default=str)
-    os.replace(summary + '.tmp', summary)
+    write_text(summary, json.dumps(records, indent=2, default=str))
     return records

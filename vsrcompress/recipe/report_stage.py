@@ -18,6 +18,7 @@ from vsrcompress.export import load_deployable_network  # noqa: E402
 from vsrcompress.recipe.clip_quality import BicubicUpsampler, clip_quality  # noqa: E402
 from vsrcompress.recipe.plan import RecipePlan  # noqa: E402
 from vsrcompress.report import ModelEntry, measure_complexity, write_complexity_report  # noqa: E402
+from vsrcompress.report.atomic_files import write_atomic, write_text  # noqa: E402
 
 
 def recipe_models(plan: RecipePlan) -> list[tuple[str, str, str]]:
@@ -50,9 +51,9 @@ def run_report_stage(plan: RecipePlan) -> str:
     write_complexity_report(rows, os.path.join(folder, 'complexity'), command=f'recipe {plan.name}: report stage')
     plot_per_frame_psnr(quality, os.path.join(folder, 'per_frame_psnr.png'))
     page = os.path.join(folder, 'report.md')
-    _write_atomic(page, report_markdown(plan, rows, quality, width, height))
-    _write_atomic(os.path.join(folder, 'report.json'),
-                  json.dumps({'complexity': rows, 'quality': quality}, indent=2, default=str))
+    write_text(page, report_markdown(plan, rows, quality, width, height))
+    write_text(os.path.join(folder, 'report.json'), json.dumps({'complexity': rows, 'quality': quality}, indent=2,
+                                                               default=str))
     print(f'recipe report: {page}', flush=True)
     return page
 
@@ -69,9 +70,8 @@ def plot_per_frame_psnr(quality: dict, path: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path + '.tmp.png', dpi=120)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format='png'))
     plt.close(fig)
-    os.replace(path + '.tmp.png', path)
 
 
 def report_markdown(plan: RecipePlan, rows: list[dict], quality: dict, width: int, height: int) -> str:
@@ -102,9 +102,3 @@ def _mb(value) -> str:
 
 def _ms(value) -> str:
     return '-' if value is None else f'{value:.1f}'
-
-
-def _write_atomic(path: str, text: str) -> None:
-    with open(path + '.tmp', 'w') as f:
-        f.write(text)
-    os.replace(path + '.tmp', path)

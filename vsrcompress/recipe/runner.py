@@ -12,6 +12,7 @@ import sys
 import yaml
 
 from vsrcompress.recipe.plan import TRAIN_STAGES, RecipePlan, parse_recipe
+from vsrcompress.report.atomic_files import write_text
 
 
 def load_recipe(opt_path: str, root: str) -> RecipePlan:
@@ -29,10 +30,8 @@ def write_stage_options(plan: RecipePlan, stage: str) -> str:
     """Write the stage's BasicSR option file to ``experiments/<name>/options/<stage>.yml``; return its path."""
     path = os.path.join(plan.folder, 'options', f'{stage}.yml')
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + '.tmp', 'w') as f:
-        f.write(f'# written by the recipe {plan.name}: stage {stage}; run alone with python train.py -opt {path}\n')
-        yaml.safe_dump(plan.wired_stage_options(stage), f, sort_keys=False)
-    os.replace(path + '.tmp', path)
+    write_text(path, f'# written by the recipe {plan.name}: stage {stage}; run alone with python train.py -opt {path}\n'
+               + yaml.safe_dump(plan.wired_stage_options(stage), sort_keys=False))
     return path
 
 

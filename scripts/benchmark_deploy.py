@@ -28,7 +28,6 @@ and after each part, and speed-ups are only compared within the interleaved roun
 """
 import argparse
 import copy
-import json
 import math
 import os
 import platform
@@ -53,7 +52,7 @@ from vsrcompress.export import (export_onnx, integer_kernel_summary, load_deploy
 from vsrcompress.inference import OnnxRuntimeBackend, TorchBackend, run_video_sr
 from vsrcompress.quantization import QuantConfig, calibrate, quantize_network
 from vsrcompress.quantization.output_ranges import calibrate_output_ranges
-from vsrcompress.report.atomic_files import write_text
+from vsrcompress.report.atomic_files import write_benchmark_result
 
 INTERVALS, OVERLAPS = (3, 5, 8, 15), (0, 2, 4)
 BACKENDS = ('torch fp32', 'onnxruntime fp32', 'onnxruntime int8-ort', 'onnxruntime int8-trt')
@@ -442,13 +441,8 @@ def main() -> int:
         'streaming': streaming,
         'sweep': rows,
     }
-    base = os.path.join(args.out, args.name)
-    write_text(base + '.json', json.dumps(finite(result), indent=2))
-    text = markdown(result)
-    write_text(base + '.md', text)
-    plot(result, base + '.png')
-    print('\n' + text)
-    print(f'wrote {base}.json, .md, .png')
+    write_benchmark_result(os.path.join(args.out, args.name), finite(result), markdown(result),
+                           lambda _, path: plot(result, path))  # JSON has no infinity; the table and plot do
     return 0
 
 

@@ -27,7 +27,6 @@ fine-tuning at equal iterations.
 """
 import argparse
 import copy
-import json
 import os
 import platform
 import random
@@ -48,7 +47,7 @@ from vsrcompress.footage import layout
 from vsrcompress.pruning import CRITERIA, PruningConfig, count_complexity, parse_pruning_config, prune_network
 from vsrcompress.pruning.complexity import clip_lengths
 from vsrcompress.recipe.clip_quality import BicubicUpsampler, clip_quality
-from vsrcompress.report.atomic_files import write_atomic, write_text
+from vsrcompress.report.atomic_files import write_atomic, write_benchmark_result
 
 DEFAULT_CHECKPOINT = 'experiments/demo_basicvsr_prune_qat_teacher/models/net_g_latest.pth'
 DEFAULT_FOOTAGE = 'datasets/demo'
@@ -405,13 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = ' '.join(['python', 'scripts/benchmark_pruning_quality.py', *(sys.argv[1:] if argv is None else argv)])
     result = run(args, command)
-    base = os.path.join(args.out, args.name)
-    write_text(base + '.json', json.dumps(result, indent=2) + '\n')
-    text = markdown(result)
-    write_text(base + '.md', text)
-    plot(result, base + '.png')
-    print('\n' + text)
-    print(f'wrote {base}.json, {base}.md, {base}.png')
+    write_benchmark_result(os.path.join(args.out, args.name), result, markdown(result), plot)
     return 0
 
 

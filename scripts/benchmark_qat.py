@@ -30,7 +30,6 @@ bytes; QAT step <= 1.5x the FP32 step.
 """
 import argparse
 import copy
-import json
 import os
 import platform
 import statistics
@@ -53,7 +52,7 @@ from vsrcompress.footage import layout
 from vsrcompress.quantization import (CALIBRATORS, OUTPUT_RANGE_KEY, SKIP_PARTS, QuantConfig, calibrate,
                                       calibrate_output_ranges, export_int8_checkpoint, quantize_network)
 from vsrcompress.recipe.clip_quality import clip_quality
-from vsrcompress.report.atomic_files import write_atomic, write_text
+from vsrcompress.report.atomic_files import write_atomic, write_benchmark_result
 
 DEFAULT_CHECKPOINT = 'experiments/demo_basicvsr_prune_qat_teacher/models/net_g_latest.pth'
 DEFAULT_FOOTAGE = 'datasets/demo'
@@ -440,13 +439,7 @@ def plot(result: dict, path: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     result = run(args, ' '.join(['python', 'scripts/benchmark_qat.py', *(sys.argv[1:] if argv is None else argv)]))
-    base = os.path.join(args.out, args.name)
-    write_text(base + '.json', json.dumps(result, indent=2) + '\n')
-    text = markdown(result)
-    write_text(base + '.md', text)
-    plot(result, base + '.png')
-    print('\n' + text)
-    print(f'wrote {base}.json, {base}.md, {base}.png')
+    write_benchmark_result(os.path.join(args.out, args.name), result, markdown(result), plot)
     return 0
 
 

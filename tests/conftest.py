@@ -22,6 +22,23 @@ def tiny_footage(tmp_path_factory) -> str:
     return root
 
 
+# a narrow HR tail and SpyNet: tiny BasicVSRNets that train and run fast on CPU
+NARROW_WIDTHS = {'upsample': [8, 8], 'hr': 8, 'spynet': [[4, 8, 4, 2]] * 6}
+
+
+@pytest.fixture(scope='module')
+def narrow_checkpoint(tmp_path_factory) -> str:
+    """A dense BasicVSRNet checkpoint (8 ch, 1 block, ``NARROW_WIDTHS``, seed 0) for script tests."""
+    import torch
+    from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
+    from vsrcompress.checkpoint import network_checkpoint, save_atomic
+    torch.manual_seed(0)
+    path = str(tmp_path_factory.mktemp('narrow') / 'narrow.pth')
+    arch = {'type': 'BasicVSRNet', 'num_feat': 8, 'num_block': 1, 'scale': 4}
+    save_atomic(network_checkpoint(BasicVSRNet(num_feat=8, num_block=1, widths=NARROW_WIDTHS), arch), path)
+    return path
+
+
 def footage_datasets(root: str, num_frame: int = 3, gt_size: int = 256) -> dict:
     """``datasets:`` options for the footage layout at ``root``."""
     return {

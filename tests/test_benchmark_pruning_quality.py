@@ -11,13 +11,9 @@ import pytest
 import torch
 
 import vsrcompress  # noqa: F401
-from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
-from vsrcompress.checkpoint import network_checkpoint, save_atomic
 from vsrcompress.data.footage_dataset import FootageRecurrentDataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ARCH = {'type': 'BasicVSRNet', 'num_feat': 8, 'num_block': 1, 'scale': 4}
-NARROW = {'upsample': [8, 8], 'hr': 8, 'spynet': [[4, 8, 4, 2]] * 6}
 TINY = ['--iters', '2', '--eval-every', '1', '--threads', '1']
 
 pytestmark = pytest.mark.usefixtures('one_thread')
@@ -28,16 +24,8 @@ def script() -> dict:
                           run_name='benchmark_pruning_quality_under_test')
 
 
-@pytest.fixture(scope='module')
-def teacher_checkpoint(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    path = str(tmp_path_factory.mktemp('teacher') / 'teacher.pth')
-    save_atomic(network_checkpoint(BasicVSRNet(num_feat=8, num_block=1, widths=NARROW), ARCH), path)
-    return path
-
-
-def test_benchmark_writes_every_row_curve_and_target(tiny_footage, teacher_checkpoint, tmp_path):
-    argv = ['--checkpoint', teacher_checkpoint, '--footage', tiny_footage, '--out', str(tmp_path), '--name', 'pq',
+def test_benchmark_writes_every_row_curve_and_target(tiny_footage, narrow_checkpoint, tmp_path):
+    argv = ['--checkpoint', narrow_checkpoint, '--footage', tiny_footage, '--out', str(tmp_path), '--name', 'pq',
             *TINY]
     assert script()['main'](argv) == 0
     result = json.loads((tmp_path / 'pq.json').read_text())
@@ -92,15 +80,15 @@ def test_same_seed_gives_the_same_batches(tiny_footage):
     (['--criterion', 'random'], "invalid choice: 'random'"),
     (['--reference-size', '16', '16'], 'pruning.reference_size'),
 ])
-def test_bad_options_fail_before_work(tiny_footage, teacher_checkpoint, tmp_path, capsys, extra, message):
+def test_bad_options_fail_before_work(tiny_footage, narrow_checkpoint, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit):
-        script()['main'](['--checkpoint', teacher_checkpoint, '--footage', tiny_footage, '--out', str(tmp_path),
+        script()['main'](['--checkpoint', narrow_checkpoint, '--footage', tiny_footage, '--out', str(tmp_path),
                           *extra])
     assert message in capsys.readouterr().err
     assert not os.listdir(tmp_path)
 
 
-def test_missing_inputs_say_how_to_make_them(tiny_footage, teacher_checkpoint, tmp_path, capsys):
+def test_missing_inputs_say_how_to_make_them(tiny_footage, narrow_checkpoint, tmp_path, capsys):
     main = script()['main']
     with pytest.raises(SystemExit):
         main(['--footage', tiny_footage, '--out', str(tmp_path)])  # the default checkpoint: not made here
@@ -108,9 +96,9 @@ def test_missing_inputs_say_how_to_make_them(tiny_footage, teacher_checkpoint, t
     assert 'demo_basicvsr_prune_qat_teacher' in err
     assert 'compress.py -opt options/demo/basicvsr_prune_qat_demo.yml' in err
     with pytest.raises(SystemExit):
-        main(['--checkpoint', teacher_checkpoint, '--footage', str(tmp_path / 'none'), '--out', str(tmp_path)])
+        main(['--checkpoint', narrow_checkpoint, '--footage', str(tmp_path / 'none'), '--out', str(tmp_path)])
     assert 'make_demo_footage.py' in capsys.readouterr().err
     with pytest.raises(SystemExit, match='--frames/--gt-size: .*gt_size: 512 is larger than the frames'):
-        main(['--checkpoint', teacher_checkpoint, '--footage', tiny_footage, '--out', str(tmp_path),
+        main(['--checkpoint', narrow_checkpoint, '--footage', tiny_footage, '--out', str(tmp_path),
               '--gt-size', '512', *TINY])
     assert not os.listdir(tmp_path)

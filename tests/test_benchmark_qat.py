@@ -9,13 +9,12 @@ import pytest
 import torch
 
 import vsrcompress  # noqa: F401
+from conftest import NARROW_WIDTHS
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
-from vsrcompress.checkpoint import network_checkpoint, save_atomic
 from vsrcompress.quantization import calibrate, export_int8_checkpoint, quantize_network
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARCH = {'type': 'BasicVSRNet', 'num_feat': 8, 'num_block': 1, 'scale': 4}
-NARROW = {'upsample': [8, 8], 'hr': 8, 'spynet': [[4, 8, 4, 2]] * 6}
 TINY = ['--calibrators', 'max', 'percentile', '--skip-parts', '--qat-iters', '2', '--frames', '2',
         '--calib-windows', '2', '--batch-size', '1', '--timing-rounds', '2', '--threads', '1', '--device', 'cpu',
         '--timing-devices', 'cpu']
@@ -28,16 +27,8 @@ def run_script(argv: list[str]) -> int:
                           )['main'](argv)
 
 
-@pytest.fixture(scope='module')
-def fp32_checkpoint(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    path = str(tmp_path_factory.mktemp('fp32') / 'fp32.pth')
-    save_atomic(network_checkpoint(BasicVSRNet(num_feat=8, num_block=1, widths=NARROW), ARCH), path)
-    return path
-
-
-def test_benchmark_writes_every_row_size_and_step_time(tiny_footage, fp32_checkpoint, tmp_path):
-    assert run_script(['--checkpoint', fp32_checkpoint, '--footage', tiny_footage, '--out', str(tmp_path),
+def test_benchmark_writes_every_row_size_and_step_time(tiny_footage, narrow_checkpoint, tmp_path):
+    assert run_script(['--checkpoint', narrow_checkpoint, '--footage', tiny_footage, '--out', str(tmp_path),
                        '--name', 'q', *TINY]) == 0
     result = json.loads((tmp_path / 'q.json').read_text())
     rows = {r['name']: r for r in result['quality']}
@@ -67,23 +58,23 @@ def test_benchmark_writes_every_row_size_and_step_time(tiny_footage, fp32_checkp
     assert not [f for f in os.listdir(tmp_path) if f.startswith('.tmp_')]
 
 
-def test_bad_input_fails_before_work(tiny_footage, fp32_checkpoint, tmp_path, capsys):
+def test_bad_input_fails_before_work(tiny_footage, narrow_checkpoint, tmp_path, capsys):
     with pytest.raises(SystemExit):
         run_script(['--footage', tiny_footage, '--out', str(tmp_path)])  # the default checkpoint: not made here
     err = capsys.readouterr().err
     assert 'demo_basicvsr_prune_qat_teacher' in err
     assert 'compress.py -opt options/demo/basicvsr_prune_qat_demo.yml' in err
     with pytest.raises(SystemExit):
-        run_script(['--checkpoint', fp32_checkpoint, '--footage', tiny_footage, '--calibrators', 'minmax'])
+        run_script(['--checkpoint', narrow_checkpoint, '--footage', tiny_footage, '--calibrators', 'minmax'])
     assert "invalid choice: 'minmax'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        run_script(['--checkpoint', fp32_checkpoint, '--footage', str(tmp_path / 'none')])
+        run_script(['--checkpoint', narrow_checkpoint, '--footage', str(tmp_path / 'none')])
     assert 'make_demo_footage.py' in capsys.readouterr().err
     with pytest.raises(SystemExit, match='--patch: 80 is larger than the smallest LR training frame side'):
-        run_script(['--checkpoint', fp32_checkpoint, '--footage', tiny_footage, '--out', str(tmp_path),
+        run_script(['--checkpoint', narrow_checkpoint, '--footage', tiny_footage, '--out', str(tmp_path),
                     '--patch', '80', *TINY])
 
-    net = BasicVSRNet(num_feat=8, num_block=1, widths=NARROW)
+    net = BasicVSRNet(num_feat=8, num_block=1, widths=NARROW_WIDTHS)
     report = quantize_network(net, {})
     calibrate(net, [torch.rand(1, 2, 3, 64, 64)], {})
     int8 = str(tmp_path / 'int8.pth')

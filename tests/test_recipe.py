@@ -12,18 +12,17 @@ import cv2
 import pytest
 import torch
 import yaml
-from conftest import REPO, tiny_train_options
+from conftest import NARROW_WIDTHS, REPO, tiny_train_options
 
 from vsrcompress.quantization import INT8_FORMAT
 from vsrcompress.recipe import parse_recipe
 
 DISTILL = {'type': 'CharbonnierLoss', 'loss_weight': 1.0, 'reduction': 'mean'}
-NARROW = {'upsample': [8, 8], 'hr': 8, 'spynet': [[4, 8, 4, 2]] * 6}  # a narrow HR tail and SpyNet: fast on CPU
 LONG = 1000  # iterations a stage would run if it were not interrupted
 
 
 def tiny_recipe(footage: str, stages: list[str], total_iter: int = 4) -> dict:
-    opt = tiny_train_options(footage, name='tiny_recipe', total_iter=total_iter, widths=NARROW)
+    opt = tiny_train_options(footage, name='tiny_recipe', total_iter=total_iter, widths=NARROW_WIDTHS)
     del opt['model_type']
     opt['train']['fix_flow'] = None
     opt['logger']['use_tb_logger'] = False

@@ -181,9 +181,7 @@ def _check_inputs(plan: RecipePlan) -> None:
 
 def _check_training_stage(plan: RecipePlan, stage: str) -> None:
     section = plan.sections[stage]
-    unknown = sorted(set(section) - _STAGE_KEYS[stage])
-    if unknown:
-        raise ValueError(f'recipe.{stage}: unknown key(s) {unknown}; allowed: {sorted(_STAGE_KEYS[stage])}')
+    _check_keys(stage, section, _STAGE_KEYS[stage])
     opt = plan.stage_options(stage)
     if 'train' not in (opt.get('datasets') or {}):
         raise ValueError(f'recipe.{stage}: needs datasets.train (shared or in recipe.{stage}.datasets)')
@@ -203,10 +201,7 @@ def _check_training_stage(plan: RecipePlan, stage: str) -> None:
 
 
 def _check_export(plan: RecipePlan) -> None:
-    section = plan.sections['export']
-    unknown = sorted(set(section) - set(EXPORT_DEFAULTS))
-    if unknown:
-        raise ValueError(f'recipe.export: unknown key(s) {unknown}; allowed: {sorted(EXPORT_DEFAULTS)}')
+    _check_keys('export', plan.sections['export'], EXPORT_DEFAULTS)
     options = plan.export_options()
     precisions = options['precisions']
     if not isinstance(precisions, list) or not precisions or any(p not in PRECISIONS for p in precisions):
@@ -215,26 +210,27 @@ def _check_export(plan: RecipePlan) -> None:
     if int8 and 'qat' not in plan.stages:
         raise ValueError(f'recipe.export.precisions: {int8} need the INT8 network of the `qat` stage, which is not '
                          f'in recipe.stages {plan.stages}')
-    frames = options['frames']
-    if not isinstance(frames, int) or isinstance(frames, bool) or frames < 2:
-        raise ValueError(f'recipe.export.frames: expected an integer >= 2, got {frames!r}')
-    for key in ('height', 'width'):
-        value = options[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < MIN_SIZE:
-            raise ValueError(f'recipe.export.{key}: expected an LR size >= {MIN_SIZE}, got {value!r}')
+    for key, low in (('frames', 2), ('height', MIN_SIZE), ('width', MIN_SIZE)):
+        _check_int(f'recipe.export.{key}', options[key], low)
 
 
 def _check_report(plan: RecipePlan) -> None:
-    section = plan.sections['report']
-    unknown = sorted(set(section) - set(REPORT_DEFAULTS))
-    if unknown:
-        raise ValueError(f'recipe.report: unknown key(s) {unknown}; allowed: {sorted(REPORT_DEFAULTS)}')
+    _check_keys('report', plan.sections['report'], REPORT_DEFAULTS)
     options = plan.report_options()
     size = options['input_size']
     if (not isinstance(size, list) or len(size) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and v >= MIN_SIZE for v in size)):
         raise ValueError(f'recipe.report.input_size: expected [width, height], both >= {MIN_SIZE}, got {size!r}')
     for key, low in (('frames', 2), ('repeats', 1)):
-        value = options[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f'recipe.report.{key}: expected an integer >= {low}, got {value!r}')
+        _check_int(f'recipe.report.{key}', options[key], low)
+
+
+def _check_keys(stage: str, section: Mapping, allowed) -> None:
+    unknown = sorted(set(section) - set(allowed))
+    if unknown:
+        raise ValueError(f'recipe.{stage}: unknown key(s) {unknown}; allowed: {sorted(allowed)}')
+
+
+def _check_int(key: str, value: object, low: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f'{key}: expected an integer >= {low}, got {value!r}')

@@ -1,4 +1,5 @@
 """Benchmark outputs written atomically: a reader never sees half a JSON, table or plot."""
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -26,3 +27,12 @@ def write_text(path: str, text: str) -> None:
         with open(tmp, 'w') as f:
             f.write(text)
     write_atomic(path, write)
+
+
+def write_benchmark_result(base: str, result: dict, markdown: str, plot: Callable[[dict, str], None]) -> None:
+    """Write ``<base>.json``, ``<base>.md`` and ``<base>.png`` (``plot(result, path)``), print the table."""
+    write_text(base + '.json', json.dumps(result, indent=2) + '\n')
+    write_text(base + '.md', markdown)
+    plot(result, base + '.png')
+    print('\n' + markdown)
+    print(f'wrote {base}.json, {base}.md, {base}.png')

@@ -14,11 +14,16 @@ resets it after the imports and the model build), and its rise above the RSS bef
     python scripts/benchmark_pruning.py --quick                # minutes: smaller clip, 1 repeat
     python scripts/benchmark_pruning.py --archs basicvsr --lq-size 90 160 --frames 2 --repeats 3
 
-Writes results/benchmarks/pruning_speed.{json,md,png} (``--out``/``--name`` change that).
+Writes results/benchmarks/pruning_speed.{json,md,png} (``--out``/``--name`` change that). ``--save-checkpoints DIR``
+also writes every variant as a checkpoint, so that ``scripts/model_complexity.py`` times the same networks in ONNX
+Runtime (the CPU deployment runtime), interleaved in one run as well:
+
+    python scripts/benchmark_pruning.py --archs basicvsr --ratios 0.5 --save-checkpoints experiments/pruning_speed
+    python scripts/model_complexity.py --models experiments/pruning_speed/basicvsr_*.pth --input-size 320 180 \
+        --frames 2 --backends onnxruntime-cpu --no-memory --output results/benchmarks/pruning_speed_basicvsr_ort
 """
 import argparse
 import copy
-import json
 import multiprocessing
 import os
 import platform
@@ -28,7 +33,9 @@ import time
 import torch
 
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet
+from vsrcompress.checkpoint import network_checkpoint, save_atomic
 from vsrcompress.pruning import count_complexity, prune_network
+from vsrcompress.report.atomic_files import write_benchmark_result
 
 ARCHS = {'basicvsr': BasicVSRNet, 'iconvsr': IconVSRNet}
 FORMATS = {'contiguous': torch.contiguous_format, 'channels_last': torch.channels_last}
@@ -56,6 +63,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--no-memory', action='store_true', help='skip the per-variant peak-memory children')
     parser.add_argument('--quick', action='store_true',
                         help='a few minutes: 64x112 clip, 1 repeat (MACs still at --mac-size)')
+    parser.add_argument('--save-checkpoints', metavar='DIR',
+                        help='also write each variant to DIR/<arch>_<variant>.pth (for scripts/model_complexity.py)')
     parser.add_argument('--out', default='results/benchmarks')
     parser.add_argument('--name', default='pruning_speed')
     args = parser.parse_args()
@@ -93,6 +102,19 @@ def build_variants(name: str, args: argparse.Namespace) -> list[dict]:
     dense_report = {'widths_after': dense.width_spec(), 'params_after': base['params_before'],
                     'macs_per_frame_after': base['macs_per_frame_before'], 'mac_fraction': 1.0}
     return [{'label': 'dense', 'net': dense, 'report': dense_report}, *variants]
+
+
+def save_variants(name: str, variants: list[dict], args: argparse.Namespace) -> None:
+    """Each variant as a deployable checkpoint: ``dense``, ``ratio0.5``, ``mac0.25`` after the arch name."""
+    os.makedirs(args.save_checkpoints, exist_ok=True)
+    arch = {'type': ARCHS[name].__name__, **arch_kwargs(args)}
+    for variant in variants:
+        report = variant['report']
+        slug = ('dense' if variant['label'] == 'dense' else f"ratio{report['config']['ratio']['trunk']:g}"
+                if report['config'].get('ratio') else f"mac{report['config']['mac_budget']:g}")
+        path = os.path.join(args.save_checkpoints, f'{name}_{slug}.pth')
+        save_atomic(network_checkpoint(variant['net'], arch), path)
+        print(f'  wrote {path}', flush=True)
 
 
 def time_variants(variants: list[dict], clip: torch.Tensor, args: argparse.Namespace) -> None:
@@ -232,6 +254,8 @@ def main() -> None:
     for arch in args.archs:
         frames = args.frames or (2 if arch == 'basicvsr' else 5)
         variants = build_variants(arch, args)
+        if args.save_checkpoints:
+            save_variants(arch, variants, args)
         checks = {}
         for variant in (variants[0], variants[-1]):
             counted = count_complexity(variant['net'], tuple(args.mac_size))['macs_per_frame']
@@ -247,14 +271,8 @@ def main() -> None:
                   f'({100 * row["mac_fraction"]:5.1f} %), '
                   + ', '.join(f'{f} {row["median_ms_per_frame"][f]:.0f} ms/frame {row["speedup"][f]:.2f}x'
                               for f in args.formats), flush=True)
-    base = os.path.join(args.out, args.name)
-    with open(f'{base}.json', 'w') as f:
-        json.dump({'meta': meta, 'results': results}, f, indent=1)
-    with open(f'{base}.md', 'w') as f:
-        f.write(markdown(results, meta))
-    plot(results, args.formats, f'{base}.png')
-    print(markdown(results, meta))
-    print(f'wrote {base}.json, .md, .png')
+    write_benchmark_result(os.path.join(args.out, args.name), {'meta': meta, 'results': results},
+                           markdown(results, meta), lambda _, path: plot(results, args.formats, path))
 
 
 if __name__ == '__main__':

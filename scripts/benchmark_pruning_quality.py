@@ -14,7 +14,9 @@ The pruning engine runs directly on the network (no BasicSR model, no YAML):
    x Charbonnier to the frozen teacher's output, as ``DistillVSRModel``). Batches come from ``FootageRecurrentDataset``
    with the demo's training options (``--frames``-frame windows, ``--gt-size`` crops, flips and rotations); Adam with
    betas (0.9, 0.99), SpyNet at ``--flow-lr-mul`` x ``--lr``, cosine decay to 1e-6, as the demo recipe.
-   Both are measured every ``--eval-every`` steps (the curves) and at the end.
+   Both are measured every ``--eval-every`` steps (the curves) and at the end. With ``--feature-distill-weight W``
+   a third run, KD + hidden states, adds W x the attention-map distance between the student's and the teacher's
+   trunk outputs at every time step (``vsrcompress.feature_distillation``, as ``train.feature_distill_opt``).
 
 Targets of the issue, checked in the report: after KD fine-tuning within 0.3 dB of the teacher; KD better than plain
 fine-tuning at equal iterations.
@@ -43,6 +45,7 @@ from basicsr.losses.basic_loss import CharbonnierLoss  # after vsrcompress, on p
 from vsrcompress.data.footage_dataset import FootageRecurrentDataset, FootageTestDataset
 from vsrcompress.export import load_deployable_network
 from vsrcompress.export.cli_options import add_arch_arguments, network_options
+from vsrcompress.feature_distillation import feature_distill_loss, recorded_outputs
 from vsrcompress.footage import layout
 from vsrcompress.pruning import CRITERIA, PruningConfig, count_complexity, parse_pruning_config, prune_network
 from vsrcompress.pruning.complexity import clip_lengths
@@ -53,6 +56,7 @@ DEFAULT_CHECKPOINT = 'experiments/demo_basicvsr_prune_qat_teacher/models/net_g_l
 DEFAULT_FOOTAGE = 'datasets/demo'
 KD_TARGET_DB = 0.3
 ETA_MIN = 1e-6  # the demo recipe's cosine floor
+HIDDEN_STATES = ['backward_trunk', 'forward_trunk']
 MAKE_TEACHER = ('python scripts/make_demo_footage.py && python compress.py -opt '
                 'options/demo/basicvsr_prune_qat_demo.yml (its first stage, teacher, writes it)')
 
@@ -78,6 +82,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help='learning-rate factor of SpyNet (default 0.125, the demo\'s train.flow_lr_mul)')
     parser.add_argument('--distill-weight', type=float, default=1.0,
                         help='weight of the loss to the teacher in KD fine-tuning (default 1, the demo\'s)')
+    parser.add_argument('--feature-distill-weight', type=float, default=0.0,
+                        help='> 0 adds a third run: KD + this weight x hidden-state (attention map) distillation')
     parser.add_argument('--batch', type=int, default=2, help='windows per training batch (default 2, the demo\'s)')
     parser.add_argument('--frames', type=int, default=3, help='frames per training window (default 3, the demo\'s)')
     parser.add_argument('--gt-size', type=int, default=256,
@@ -100,9 +106,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f'--ratio: the fraction of channels removed must be in (0, 1), got {args.ratio}')
     if args.frames < 2:
         parser.error(f'--frames: must be >= 2 (a recurrent network needs a sequence), got {args.frames}')
-    if not args.lr > 0 or not args.flow_lr_mul >= 0 or not args.distill_weight > 0:
-        parser.error(f'--lr and --distill-weight must be > 0 and --flow-lr-mul >= 0, got {args.lr}, '
-                     f'{args.distill_weight} and {args.flow_lr_mul}')
+    if not args.lr > 0 or not args.flow_lr_mul >= 0 or not args.distill_weight > 0 or args.feature_distill_weight < 0:
+        parser.error(f'--lr and --distill-weight must be > 0, --flow-lr-mul and --feature-distill-weight >= 0, got '
+                     f'{args.lr}, {args.distill_weight}, {args.flow_lr_mul} and {args.feature_distill_weight}')
     if args.val_clips is not None and args.val_clips < 1:
         parser.error(f'--val-clips: must be >= 1, got {args.val_clips}')
     try:
@@ -204,11 +210,14 @@ class FineTune:
         net: The student (trained in place).
         teacher: Frozen network whose output is the distillation target; None fine-tunes against GT only.
         args: ``lr``, ``flow_lr_mul``, ``iters``, ``distill_weight``.
+        feature_weight: Weight of the hidden-state (attention map) loss to the teacher; 0 leaves it out.
     """
 
-    def __init__(self, net: nn.Module, teacher: nn.Module | None, args: argparse.Namespace):
+    def __init__(self, net: nn.Module, teacher: nn.Module | None, args: argparse.Namespace,
+                 feature_weight: float = 0.0):
         self.net, self.teacher = net.train().requires_grad_(True), teacher
-        self.distill_weight = args.distill_weight
+        self.distill_weight, self.feature_weight = args.distill_weight, feature_weight
+        self.hidden_states = HIDDEN_STATES if feature_weight else []
         flow = [p for n, p in net.named_parameters() if 'spynet' in n]
         other = [p for n, p in net.named_parameters() if 'spynet' not in n]
         groups = [{'params': other, 'lr': args.lr}, {'params': flow, 'lr': args.lr * args.flow_lr_mul}]
@@ -221,12 +230,15 @@ class FineTune:
     def step(self, lq: torch.Tensor, gt: torch.Tensor) -> None:
         started = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
-        output = self.net(lq)
+        with recorded_outputs(self.net, self.hidden_states) as student_feats:
+            output = self.net(lq)
         loss = self.loss_fn(output, gt)
         if self.teacher is not None:
-            with torch.no_grad():
+            with torch.no_grad(), recorded_outputs(self.teacher, self.hidden_states) as teacher_feats:
                 target = self.teacher(lq)
             loss = loss + self.distill_weight * self.loss_fn(output, target)
+            if self.feature_weight:
+                loss = loss + self.feature_weight * feature_distill_loss(student_feats, teacher_feats, 'attention')
         loss.backward()
         self.optimizer.step()
         self.scheduler.step()
@@ -245,11 +257,13 @@ def eval_points(iters: int, every: int) -> list[int]:
     return sorted({0, *range(every, iters + 1, every), iters})
 
 
-def fine_tune_both(pruned: nn.Module, teacher: nn.Module, train_set: FootageRecurrentDataset,
-                   val_set: FootageTestDataset, args: argparse.Namespace) -> tuple[dict[str, FineTune], list[dict]]:
-    """Plain and KD fine-tuning of two copies of ``pruned``, one step of each per batch; returns the runs and the
-    PSNR curve (``[{'iter', 'plain', 'kd'}, ...]``)."""
+def fine_tune_all(pruned: nn.Module, teacher: nn.Module, train_set: FootageRecurrentDataset,
+                  val_set: FootageTestDataset, args: argparse.Namespace) -> tuple[dict[str, FineTune], list[dict]]:
+    """Plain, KD (and KD + hidden states) fine-tuning of copies of ``pruned``, one step of each per batch; returns
+    the runs and the PSNR curve (``[{'iter', 'plain', 'kd', ...}, ...]``)."""
     runs = {'plain': FineTune(copy.deepcopy(pruned), None, args), 'kd': FineTune(copy.deepcopy(pruned), teacher, args)}
+    if args.feature_distill_weight:
+        runs['kd_feat'] = FineTune(copy.deepcopy(pruned), teacher, args, args.feature_distill_weight)
     sampler = BatchSampler(train_set, args.batch, args.seed)
     points = eval_points(args.iters, args.eval_every)
     curve = []
@@ -261,8 +275,8 @@ def fine_tune_both(pruned: nn.Module, teacher: nn.Module, train_set: FootageRecu
         if it in points:
             row = {'iter': it, **{m: quality(r.net, val_set, args.val_clips)['psnr'] for m, r in runs.items()}}
             curve.append(row)
-            print(f"  iter {it:5d}: plain {row['plain']:.3f} dB, kd {row['kd']:.3f} dB "
-                  f"(train {runs['plain'].seconds:.0f} s + {runs['kd'].seconds:.0f} s)", flush=True)
+            print(f'  iter {it:5d}: ' + ', '.join(f'{m} {row[m]:.3f} dB' for m in runs)
+                  + f" (train {' + '.join(f'{r.seconds:.0f} s' for r in runs.values())})", flush=True)
     return runs, curve
 
 
@@ -309,7 +323,7 @@ def run(args: argparse.Namespace, command: str) -> dict:
             'pruned': {**complexity(pruned, size), **quality(pruned, val_set, args.val_clips)}}
     print(f"teacher {rows['teacher']['psnr']:.3f} dB, bicubic {rows['bicubic']['psnr']:.3f} dB, pruned "
           f"{rows['pruned']['psnr']:.3f} dB; fine-tuning plain and KD, {args.iters} steps each", flush=True)
-    runs, curve = fine_tune_both(pruned, teacher, train_set, val_set, args)
+    runs, curve = fine_tune_all(pruned, teacher, train_set, val_set, args)
     shape = {k: rows['pruned'][k] for k in ('params', 'macs_per_frame', 'widths')}  # fine-tuning keeps the shapes
     for method, run_ in runs.items():
         rows[method] = {**shape, **run_.summary(), **quality(run_.net, val_set, args.val_clips)}
@@ -323,7 +337,8 @@ def run(args: argparse.Namespace, command: str) -> dict:
                    'scale': int(teacher.scale), 'pruning': args.pruning.to_dict(), 'prune_s': prune_s,
                    'engine_mac_fraction': report['mac_fraction'], 'removed_fraction': report['removed_fraction'],
                    'iters': args.iters, 'eval_every': args.eval_every, 'lr': args.lr, 'flow_lr_mul': args.flow_lr_mul,
-                   'eta_min': ETA_MIN, 'distill_weight': args.distill_weight, 'batch': args.batch,
+                   'eta_min': ETA_MIN, 'distill_weight': args.distill_weight,
+                   'feature_distill_weight': args.feature_distill_weight, 'batch': args.batch,
                    'frames': args.frames, 'gt_size': args.gt_size, 'train_windows': len(train_set),
                    'val_clips': clips, 'seed': args.seed},
         'quality': [{'name': name, **row} for name, row in rows.items()],
@@ -333,7 +348,9 @@ def run(args: argparse.Namespace, command: str) -> dict:
 
 
 LABELS = {'teacher': 'teacher (dense)', 'bicubic': 'bicubic', 'pruned': 'pruned, before fine-tuning',
-          'plain': 'pruned + plain fine-tune', 'kd': 'pruned + KD fine-tune'}
+          'plain': 'pruned + plain fine-tune', 'kd': 'pruned + KD fine-tune',
+          'kd_feat': 'pruned + KD + hidden-state fine-tune'}
+CURVE_LABELS = {'plain': 'plain (dB)', 'kd': 'KD (dB)', 'kd_feat': 'KD + hidden states (dB)'}
 
 
 def markdown(result: dict) -> str:
@@ -349,7 +366,9 @@ def markdown(result: dict) -> str:
              f"interleaved on the same batches ({c['batch']} windows of {c['frames']} frames, {c['gt_size']} px GT "
              f"crops, flips/rotations, seed {c['seed']}), Adam lr {c['lr']:g} (SpyNet x{c['flow_lr_mul']:g}) with "
              f"cosine decay to {c['eta_min']:g}; plain: Charbonnier to GT; KD: Charbonnier to GT + "
-             f"{c['distill_weight']:g} x Charbonnier to the teacher's output. PSNR/SSIM on {c['val_clips']} whole "
+             f"{c['distill_weight']:g} x Charbonnier to the teacher's output"
+             + (f"; KD + hidden states: KD + {c['feature_distill_weight']:g} x attention-map distance of the trunk "
+                f"outputs" if c.get('feature_distill_weight') else '') + f". PSNR/SSIM on {c['val_clips']} whole "
              f"validation clips of `{c['footage']}` (BasicSR's metrics on 8-bit RGB, mean of clip means).", '',
              f"Machine: {m['processor']}, {m['cpus']} CPUs ({m['threads']} torch threads); {m['platform']}; torch "
              f"{m['torch']}; load average (1/5/15 min) {m['load_average_before']} before, {m['load_average_after']} "
@@ -361,9 +380,11 @@ def markdown(result: dict) -> str:
         seconds = f"{r['train_s']:.1f}" if 'train_s' in r else '-'
         lines.append(f"| {LABELS[r['name']]} | {r['params']:,} | {macs} | {r['psnr']:.3f} | {r['delta_db']:+.3f} | "
                      f"{r['ssim']:.4f} | {seconds} |")
-    lines += ['', '| iteration | plain (dB) | KD (dB) | KD - plain (dB) |', '|---|---|---|---|']
-    lines += [f"| {row['iter']} | {row['plain']:.3f} | {row['kd']:.3f} | {row['kd'] - row['plain']:+.3f} |"
-              for row in result['curve']]
+    methods = [m for m in CURVE_LABELS if m in result['curve'][0]]
+    lines += ['', '| iteration | ' + ' | '.join(CURVE_LABELS[m] for m in methods) + ' | KD - plain (dB) |',
+              '|---' * (len(methods) + 2) + '|']
+    lines += [f"| {row['iter']} | " + ' | '.join(f'{row[m]:.3f}' for m in methods)
+              + f" | {row['kd'] - row['plain']:+.3f} |" for row in result['curve']]
     lines += ['', '| target | measured | limit | met |', '|---|---|---|---|']
     for t in result['targets']:
         lines.append(f"| {t['target']} | {t['value']:.3f} {t['unit']} | {t['comparison']} {t['limit']:g} | "
@@ -384,6 +405,8 @@ def plot(result: dict, path: str) -> None:
         iters = [row['iter'] for row in curve]
         ax.plot(iters, [row['plain'] for row in curve], 'o-', color='tab:orange', label='plain fine-tune (GT)')
         ax.plot(iters, [row['kd'] for row in curve], 's-', color='tab:green', label='KD fine-tune (GT + teacher)')
+        if 'kd_feat' in curve[0]:
+            ax.plot(iters, [row['kd_feat'] for row in curve], '^-', color='tab:purple', label='KD + hidden states')
         ax.axhline(rows['teacher']['psnr'], color='tab:blue', label=f"teacher {rows['teacher']['psnr']:.2f} dB")
         ax.axhline(rows['teacher']['psnr'] - KD_TARGET_DB, color='tab:blue', linestyle=':',
                    label=f'teacher - {KD_TARGET_DB} dB (target)')

@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> dict:
                                    overwrite=args.overwrite, progress=not args.quiet)
     except (ValueError, FileExistsError) as err:
         parser.exit(2, f'make_demo_footage: error: {err}\n')
+    except (OSError, RuntimeError) as err:  # the disk failed; the writer already removed the partial folder
+        parser.exit(1, f'make_demo_footage: error: {err}\n')
     print(f"{args.output}: {len(record['splits']['train'])} train / {len(record['splits']['val'])} val clips")
     return record
 

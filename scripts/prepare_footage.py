@@ -7,6 +7,7 @@ Example:
 
 Writes DIR/{train,val}/{GT,LQ}/<clip>/00000000.png, DIR/meta_info_{train,val}.txt, DIR/footage.json (every
 option, the seed and each clip's degradation) and, with --lmdb, DIR/{train,val}/{GT,LQ}.lmdb.
+Exit status: 0 done; 2 bad options or inputs; 1 writing or a codec failed. A failed run leaves no output behind.
 """
 import argparse
 import os
@@ -68,8 +69,10 @@ def main(argv: list[str] | None = None) -> dict:
                                  stride=args.stride, crop=args.crop, resize=args.resize, lmdb=args.lmdb,
                                  degradation=degradation, seed=args.seed, overwrite=args.overwrite,
                                  progress=not args.quiet)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as err:  # bad options or inputs
         parser.exit(2, f'prepare_footage: error: {err}\n')
+    except (OSError, RuntimeError) as err:  # the disk or a codec failed; the partial folder is already removed
+        parser.exit(1, f'prepare_footage: error: {err}\n')
     counts = {split: len(names) for split, names in record['splits'].items()}
     frames = sum(clip['frames'] for clip in record['clips'].values())
     print(f'wrote {args.output}: {counts["train"]} train / {counts["val"]} val clips, {frames} frames at x{args.scale}')

@@ -7,7 +7,7 @@ from basicsr.models import build_model
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
 
 import vsrcompress  # noqa: F401
-from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet
+from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet, SpyNetFlow
 from vsrcompress.checkpoint import build_network_from_checkpoint, save_atomic
 
 
@@ -35,7 +35,6 @@ def test_official_checkpoint_loads_strictly_with_identical_output(tmp_path, ours
 @pytest.mark.parametrize('height, width', [(64, 64), (70, 90), (33, 100)])
 def test_spynet_flow_equals_basicsr_spynet_at_any_size(height, width):
     from basicsr.archs.spynet_arch import SpyNet
-    from vsrcompress.archs.basicvsr_net_arch import SpyNetFlow
     torch.manual_seed(0)
     ref = SpyNet().eval()
     for p in ref.parameters():
@@ -60,6 +59,37 @@ def test_spynet_and_edvr_weights_load_from_official_files(tmp_path):
     for name, tensor in ref.state_dict().items():
         if name.startswith(('spynet.', 'edvr.')):
             assert torch.equal(ours.state_dict()[name], tensor), name
+
+
+def test_spynet_file_with_wrong_shapes_names_option_file_and_mismatch(tmp_path):
+    narrow = SpyNetFlow([[8, 16, 8, 4]] * 6)
+    path = tmp_path / 'spynet_narrow.pth'
+    torch.save({'params': {k: v for k, v in narrow.state_dict().items() if k not in ('mean', 'std')}}, path)
+    with pytest.raises(ValueError) as err:
+        BasicVSRNet(num_feat=8, num_block=1, spynet_path=str(path))
+    text = str(err.value)
+    assert f'network_g.spynet_path: {path} does not match SpyNetFlow' in text
+    assert 'basic_module.0.basic_module.0.weight: checkpoint (8, 8, 7, 7) vs network (32, 8, 7, 7)' in text
+
+
+def test_corrupt_spynet_file_names_option_and_file(tmp_path):
+    path = tmp_path / 'spynet_corrupt.pth'
+    path.write_bytes(b'<html>Google Drive quota exceeded</html>')
+    with pytest.raises(ValueError) as err:
+        BasicVSRNet(num_feat=8, num_block=1, spynet_path=str(path))
+    assert f'network_g.spynet_path: {path} is not a loadable plain-data checkpoint' in str(err.value)
+
+
+def test_wrong_edvr_file_names_option_file_and_mismatch(tmp_path):
+    spynet = SpyNetFlow([[32, 64, 32, 16]] * 6)
+    path = tmp_path / 'spynet_given_as_edvr.pth'  # the two official files swapped by mistake
+    torch.save({'params': {k: v for k, v in spynet.state_dict().items() if k not in ('mean', 'std')}}, path)
+    with pytest.raises(ValueError) as err:
+        IconVSRNet(num_feat=8, num_block=1, edvr_path=str(path))
+    text = str(err.value)
+    assert f'network_g.edvr_path: {path} does not match EDVRFeatureExtractor' in text
+    assert 'missing keys' in text and 'conv_first.weight' in text
+    assert 'unexpected keys' in text and 'basic_module.0.basic_module.0.weight' in text
 
 
 @pytest.mark.parametrize('cls, frames', [(BasicVSRNet, 2), (IconVSRNet, 5)])

@@ -1,5 +1,5 @@
 """scripts/benchmark_pruning_quality.py on a tiny dense checkpoint and tiny footage: every row and curve point in the
-JSON, the Markdown and PNG written, both fine-tunes starting from the same pruned network; bad input failing before
+JSON, the Markdown and PNG written, every fine-tune starting from the same pruned network; bad input failing before
 work."""
 import json
 import math
@@ -26,26 +26,28 @@ def script() -> dict:
 
 def test_benchmark_writes_every_row_curve_and_target(tiny_footage, narrow_checkpoint, tmp_path):
     argv = ['--checkpoint', narrow_checkpoint, '--footage', tiny_footage, '--out', str(tmp_path), '--name', 'pq',
-            *TINY]
+            '--feature-distill-weight', '1', *TINY]
     assert script()['main'](argv) == 0
     result = json.loads((tmp_path / 'pq.json').read_text())
     rows = {r['name']: r for r in result['quality']}
-    assert list(rows) == ['teacher', 'bicubic', 'pruned', 'plain', 'kd']
+    assert list(rows) == ['teacher', 'bicubic', 'pruned', 'plain', 'kd', 'kd_feat']
     assert all(math.isfinite(r['psnr']) and 10 < r['psnr'] < 60 and 0 < r['ssim'] <= 1 for r in rows.values())
     assert rows['pruned']['params'] < rows['teacher']['params']
     assert 0 < rows['pruned']['macs_per_frame'] < rows['teacher']['macs_per_frame']
     assert rows['pruned']['widths']['backward'] == 4 and rows['teacher']['widths']['backward'] == 8
-    assert rows['plain']['params'] == rows['kd']['params'] == rows['pruned']['params']
-    assert rows['plain']['iters'] == rows['kd']['iters'] == 2
+    assert rows['plain']['params'] == rows['kd']['params'] == rows['kd_feat']['params'] == rows['pruned']['params']
+    assert rows['plain']['iters'] == rows['kd']['iters'] == rows['kd_feat']['iters'] == 2
     assert rows['kd']['loss_first'] > 0 and rows['kd']['train_s'] > 0
     assert rows['teacher']['delta_db'] == 0 and rows['kd']['delta_db'] == rows['kd']['psnr'] - rows['teacher']['psnr']
 
     curve = result['curve']
     assert [point['iter'] for point in curve] == [0, 1, 2]
-    assert curve[0]['plain'] == curve[0]['kd'] == rows['pruned']['psnr']  # both start from the same pruned copy
+    assert curve[0]['plain'] == curve[0]['kd'] == curve[0]['kd_feat'] == rows['pruned']['psnr']  # one pruned copy
     assert curve[-1]['plain'] == rows['plain']['psnr'] and curve[-1]['kd'] == rows['kd']['psnr']
     assert rows['plain']['psnr'] != rows['pruned']['psnr']  # the steps changed the network
     assert rows['kd']['psnr'] != rows['plain']['psnr']  # the teacher's loss changed the updates
+    assert rows['kd_feat']['psnr'] != rows['kd']['psnr']  # and the hidden-state loss changed them again
+    assert rows['kd_feat']['loss_first'] > rows['kd']['loss_first']  # the same first batch, one more loss term
     targets = result['targets']
     assert [t['comparison'] for t in targets] == ['<=', '>']
     assert targets[0]['met'] == (targets[0]['value'] <= 0.3) and targets[1]['met'] == (targets[1]['value'] > 0)
@@ -54,7 +56,8 @@ def test_benchmark_writes_every_row_curve_and_target(tiny_footage, narrow_checkp
     assert result['machine']['load_average_after'] and '--iters 2' in result['command']
 
     text = (tmp_path / 'pq.md').read_text()
-    assert '| pruned + KD fine-tune |' in text and '| 2 |' in text and 'KD better than plain' in text
+    assert '| pruned + KD fine-tune |' in text and '| pruned + KD + hidden-state fine-tune |' in text
+    assert 'KD + hidden states (dB)' in text and '| 2 |' in text and 'KD better than plain' in text
     image = cv2.imread(str(tmp_path / 'pq.png'))
     assert image is not None and image.shape[1] > 600
     assert not [f for f in os.listdir(tmp_path) if f.startswith('.tmp_')]
@@ -88,7 +91,8 @@ def test_bad_options_fail_before_work(tiny_footage, narrow_checkpoint, tmp_path,
     assert not os.listdir(tmp_path)
 
 
-def test_missing_inputs_say_how_to_make_them(tiny_footage, narrow_checkpoint, tmp_path, capsys):
+def test_missing_inputs_say_how_to_make_them(tiny_footage, narrow_checkpoint, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default (relative) demo-teacher path must not exist, whatever was run before
     main = script()['main']
     with pytest.raises(SystemExit):
         main(['--footage', tiny_footage, '--out', str(tmp_path)])  # the default checkpoint: not made here

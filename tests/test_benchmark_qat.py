@@ -58,7 +58,8 @@ def test_benchmark_writes_every_row_size_and_step_time(tiny_footage, narrow_chec
     assert not [f for f in os.listdir(tmp_path) if f.startswith('.tmp_')]
 
 
-def test_bad_input_fails_before_work(tiny_footage, narrow_checkpoint, tmp_path, capsys):
+def test_bad_input_fails_before_work(tiny_footage, narrow_checkpoint, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default (relative) demo-teacher path must not exist, whatever was run before
     with pytest.raises(SystemExit):
         run_script(['--footage', tiny_footage, '--out', str(tmp_path)])  # the default checkpoint: not made here
     err = capsys.readouterr().err

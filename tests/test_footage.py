@@ -108,7 +108,8 @@ def test_frame_folder_through_the_cli_with_crop_resize_stride_and_val_inputs(tmp
     record = cli.main(['--input', folder, video, '--output', out, '--scale', '2', '--clip-length', '3',
                        '--stride', '2', '--crop', '10', '20', '280', '150', '--resize', '0', '140',
                        '--val-inputs', video, '--seed', '3', '--quiet'])
-    assert 'wrote' in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert 'wrote' in captured.out and captured.err == ''  # --quiet: no progress bars
     # folder: frames 0,2,...,10 -> 2 clips of 3; video: 0,2,4,6 -> 1 clip + 1 dropped
     assert record['splits'] == {'train': ['cam_a_000000', 'cam_a_000006'], 'val': ['cam_b_000000']}
     assert record['dropped_frames'] == {folder: 0, video: 1}
@@ -122,6 +123,91 @@ def test_frame_folder_through_the_cli_with_crop_resize_stride_and_val_inputs(tmp
     with pytest.raises(SystemExit) as exit_info:
         cli.main(['--input', folder, '--output', out, '--quiet'])
     assert exit_info.value.code == 2 and 'already exists; pass --overwrite' in capsys.readouterr().err
+
+
+def test_cli_shows_progress_and_overwrite_replaces_the_old_dataset(tmp_path, capsys):
+    old_input = write_folder(tmp_path / 'old_cam', moving_frames(6, 256, 256))
+    new_input = write_video(tmp_path / 'new_cam.mkv', moving_frames(4, 256, 256, step=5), fourcc='MJPG')
+    out = str(tmp_path / 'data')
+    cli = load_script('prepare_footage')
+    cli.main(['--input', old_input, '--output', out, '--clip-length', '3', '--val-ratio', '0', '--quiet'])
+    assert sorted(os.listdir(f'{out}/train/GT')) == ['old_cam_000000', 'old_cam_000003']
+    capsys.readouterr()
+
+    record = cli.main(['--input', new_input, '--output', out, '--clip-length', '0', '--val-ratio', '0', '--lmdb',
+                       '--overwrite'])
+    err = capsys.readouterr().err  # tqdm writes its bars to stderr
+    assert 'prepare footage: 100%' in err and '4/4' in err and 'LMDB train/GT' in err
+
+    assert record['inputs'] == [new_input] and sorted(record['clips']) == ['new_cam']
+    assert sorted(os.listdir(f'{out}/train/GT')) == sorted(os.listdir(f'{out}/train/LQ')) == ['new_cam']
+    assert [(c.name, c.num_frames) for c in layout.read_meta_info(layout.meta_info_path(out, 'train'))] == \
+        [('new_cam', 4)]
+    with open(os.path.join(out, layout.RECORD_FILE)) as f:
+        assert json.load(f)['inputs'] == [new_input]
+    cap = cv2.VideoCapture(new_input)
+    last = [cap.read()[1] for _ in range(4)][-1]
+    cap.release()
+    assert np.array_equal(read(f'{out}/train/GT/new_cam/00000003.png'), last)
+    assert sorted(os.listdir(tmp_path)) == ['data', 'new_cam.mkv', 'old_cam']  # no .old-/.partial- folder left
+
+
+def test_max_frames_caps_every_input_and_keeps_the_frames_before_damage(tmp_path):
+    folder = write_folder(tmp_path / 'cam', moving_frames(9, 256, 256))
+    full = open(write_video(tmp_path / 'full.avi', moving_frames(12, 256, 256)), 'rb').read()
+    damaged = tmp_path / 'damaged.avi'
+    damaged.write_bytes(full[:len(full) * 6 // 10])
+    cap = cv2.VideoCapture(str(damaged))
+    decodable = []
+    while (frame := cap.read())[0]:
+        decodable.append(frame[1])
+    cap.release()
+    assert 2 <= len(decodable) < 9  # damaged after a few frames; without --max-frames this input fails
+
+    cap_frames = len(decodable)
+    record = prepare_footage([folder, str(damaged)], tmp_path / 'data', clip_length=0, val_ratio=0,
+                             max_frames=cap_frames, progress=False)
+    assert {name: clip['frames'] for name, clip in record['clips'].items()} == {'cam': cap_frames,
+                                                                                'damaged': cap_frames}
+    assert record['clips']['cam']['source']['last_frame'] == cap_frames - 1
+    for name in ('cam', 'damaged'):
+        for kind in ('GT', 'LQ'):
+            assert len(os.listdir(tmp_path / f'data/train/{kind}/{name}')) == cap_frames
+    last = layout.frame_stem(cap_frames - 1) + layout.FRAME_EXT
+    assert np.array_equal(read(tmp_path / f'data/train/GT/damaged/{last}'), decodable[-1])
+
+    capped = prepare_footage([folder], tmp_path / 'strided', clip_length=2, val_ratio=0, stride=2, max_frames=3,
+                             progress=False)  # frames 0, 2, 4 (not 6, 8): one clip of 2, frame 4 left over
+    assert capped['dropped_frames'] == {folder: 1} and list(capped['clips']) == ['cam_000000']
+    assert capped['clips']['cam_000000']['source']['last_frame'] == 2
+
+
+def test_mkv_input_gives_the_right_clips(tmp_path):
+    frames = moving_frames(7, 258, 260)
+    video = write_video(tmp_path / 'street.mkv', frames, fourcc='mp4v')
+    record = prepare_footage([video], tmp_path / 'data', clip_length=3, val_ratio=0, progress=False)
+    assert sorted(record['clips']) == ['street_000000', 'street_000003'] and record['dropped_frames'] == {video: 1}
+    cap = cv2.VideoCapture(video)
+    decoded = [cap.read()[1] for _ in range(7)]
+    cap.release()
+    gt = read(tmp_path / 'data/train/GT/street_000003/00000002.png')
+    assert gt.shape == (256, 260, 3) and np.array_equal(gt, decoded[5][:256, :260])  # mod-crop to x4
+    assert cv2.PSNR(decoded[5], frames[5]) > 25  # the decoded frame, not some other one
+    assert read(tmp_path / 'data/train/LQ/street_000003/00000002.png').shape == (64, 65, 3)
+
+
+def test_cli_reports_a_failure_to_write_without_a_traceback_or_leftovers(tmp_path, capsys):
+    folder = write_folder(tmp_path / 'cam', moving_frames(4, 256, 256))
+    (tmp_path / 'a_file').write_text('not a folder')
+    out = tmp_path / 'a_file' / 'sub' / 'data'
+    with pytest.raises(SystemExit) as exit_info:
+        load_script('prepare_footage').main(['--input', folder, '--output', str(out), '--clip-length', '2',
+                                             '--val-ratio', '0', '--quiet'])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1
+    assert err.startswith(f'prepare_footage: error: --output {out}: cannot create the dataset there') and \
+        'Traceback' not in err
+    assert sorted(os.listdir(tmp_path)) == ['a_file', 'cam']
 
 
 def test_degradations_are_seeded_recorded_and_in_range(tmp_path):
@@ -162,6 +248,9 @@ def test_bad_inputs_fail_clearly_and_leave_nothing_behind(tmp_path):
     good_mp4 = open(write_video(tmp_path / 'full.mp4', frames), 'rb').read()
     (tmp_path / 'truncated.mp4').write_bytes(good_mp4[:len(good_mp4) // 2])
     (tmp_path / 'notes.mp4').write_text('not a video')
+    never_written = cv2.VideoWriter(str(tmp_path / 'no_frames.avi'), cv2.VideoWriter_fourcc(*'MJPG'), 25, (256, 256))
+    assert never_written.isOpened()
+    never_written.release()  # a valid avi header, no frame: opens, then the first read fails
     os.makedirs(tmp_path / 'empty')
     small = write_folder(tmp_path / 'small', [f[:200, :200] for f in frames[:4]])
     mixed = write_folder(tmp_path / 'mixed', frames[:3])
@@ -172,6 +261,7 @@ def test_bad_inputs_fail_clearly_and_leave_nothing_behind(tmp_path):
         (tmp_path / 'truncated.avi', 'truncated.avi: the container reports 12 frames but decoding stopped after'),
         (tmp_path / 'truncated.mp4', 'truncated.mp4: cannot be opened as a video'),
         (tmp_path / 'notes.mp4', 'notes.mp4: cannot be opened as a video'),
+        (tmp_path / 'no_frames.avi', 'no_frames.avi: the video has zero decodable frames'),
         (tmp_path / 'empty', 'empty: the folder holds zero frames'),
         (small, r'small: 200x200 frames give GT 200x200 and LQ 50x50 at x4; LQ frames need at least 64 px'),
         (mixed, r'mixed: mixed frame sizes: .*frame3.png is 240x256 but .*frame0.png is 256x256'),

@@ -34,6 +34,7 @@ def pruning_options(root, dense, name, total_iter, **pruning) -> dict:
 
 def test_stepwise_pruning_with_distillation_then_resume_keeps_pruned_shapes(tiny_footage, dense_checkpoint, tmp_path):
     opt = pruning_options(tiny_footage, dense_checkpoint, 'prune_steps', total_iter=2)
+    opt['train']['feature_distill_opt'] = {'layers': ['backward_trunk', 'forward_trunk'], 'loss_weight': 0.5}
     run_entry('train.py', opt, tmp_path)
     exp = tmp_path / 'experiments' / 'prune_steps'
     assert 'Pruning step 1/2 at iter 1' in read_train_log(exp) and 'Pruning step 2/2' not in read_train_log(exp)
@@ -45,7 +46,7 @@ def test_stepwise_pruning_with_distillation_then_resume_keeps_pruned_shapes(tiny
     run_entry('train.py', opt, tmp_path, '--auto_resume')
     log = read_train_log(exp)
     assert 'Resuming training from epoch' in log and 'Pruning step 2/2 at iter 3' in log
-    assert 'l_distill' in log and 'prune/mac_fraction' in log
+    assert 'l_distill' in log and 'l_feat_distill' in log and 'prune/mac_fraction' in log
     final = torch.load(exp / 'models' / 'net_g_4.pth', weights_only=True)
     report = final['pruning']
     assert report['steps_done'] == 2 and len(report['history']) == 2 and report['source'] == dense_checkpoint
@@ -67,6 +68,13 @@ def test_bad_pruning_options_fail_before_training(tiny_footage, dense_checkpoint
         build_model(opt)
     opt['pruning'].update(criterion='l1', step_interval=-1)
     with pytest.raises(ValueError, match='pruning.step_interval: expected an integer >= 0'):
+        build_model(opt)
+    opt['pruning'].update(step_interval=2)
+    opt['train']['feature_distill_opt'] = {'layers': ['hidden_trunk']}
+    with pytest.raises(ValueError, match=r"feature_distill_opt.layers: the student has no module \['hidden_trunk'\]"):
+        build_model(opt)
+    opt['train']['feature_distill_opt'] = {'layers': ['forward_trunk'], 'mode': 'gram'}
+    with pytest.raises(ValueError, match=r"feature_distill_opt.mode: 'gram' is not supported; allowed: \['attention'"):
         build_model(opt)
 
 

@@ -82,12 +82,14 @@ def test_pruned_fp32_checkpoint_goes_through_qat(tiny_footage, tmp_path):
     path = str(tmp_path / 'pruned.pth')
     save_atomic(network_checkpoint(slim, ARCH), path)
     opt = qat_options(tiny_footage, path, 'qat_pruned', total_iter=2)
+    opt['train']['feature_distill_opt'] = {'layers': ['backward_trunk', 'forward_trunk'], 'mode': 'features'}
     model = build_model(as_parsed(opt))
     assert model.net_g.width_spec() == slim.width_spec()
     assert model.net_teacher.width_spec() == slim.width_spec()  # the teacher is the FP32 pruned network itself
     model.feed_data({'lq': torch.rand(1, 3, 3, 64, 64), 'gt': torch.rand(1, 3, 3, 256, 256)})
     model.optimize_parameters(1)
     assert model.log_dict['l_distill'] > 0 and 'qat/ptq_psnr' in model.log_dict
+    assert model.log_dict['l_feat_distill'] > 0  # fake-quant hidden states differ from the float teacher's
 
 
 def test_bad_quantization_options_fail_before_work(tiny_footage, fp32_checkpoint):

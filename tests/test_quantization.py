@@ -21,7 +21,7 @@ from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet
 from vsrcompress.checkpoint import save_atomic
 from vsrcompress.quantization import (QuantConfig, activation_quantizers, calibrate, check_calibrated, clip_psnr,
                                       effective_amax, export_int8_checkpoint, layer_quantizers, load_int8_checkpoint,
-                                      qdq_export_mode, quant_convs, quantize_network, residual_quantizers,
+                                      part_units, qdq_export_mode, quant_convs, quantize_network, residual_quantizers,
                                       sensitivity_analysis, set_quantization_enabled)
 from vsrcompress.quantization.histogram_amax import entropy_amax, mse_amax
 
@@ -323,6 +323,27 @@ def test_sensitivity_report_is_sorted_and_suggestion_meets_budget():
     assert report.psnr_float - report.psnr_with_suggested_skip <= budget
     with torch.no_grad():
         assert torch.equal(net(lq), quantized)  # left fully quantized
+
+
+def test_part_level_sensitivity_switches_whole_parts():
+    cfg = {'num_bits': 4}
+    net = tiny_basicvsr(num_block=1)
+    lq = make_clip(frames=2, seed=4)
+    with torch.no_grad():
+        gt = net(lq).clamp(0, 1)
+    quantize_network(net, cfg)
+    calibrate(net, [make_clip(frames=2, seed=1)], cfg)
+    units = part_units(net)
+    assert set(units) == {'spynet', 'first_conv', 'last_conv', 'upsample', 'fusion', 'other'}
+    assert units['last_conv'] == ['conv_last'] and 'forward_trunk.main.2.0.conv1' in units['other']
+    assert sorted(layer for layers in units.values() for layer in layers) == sorted(layer_quantizers(net))
+    report = sensitivity_analysis(net, [lq], [gt], psnr_budget_db=0.0, units=units)
+    assert sorted(s.name for s in report.layers) == sorted(units)
+    assert report.suggested_skip == [s.name for s in report.layers][:len(report.suggested_skip)]
+    assert report.psnr_with_suggested_skip == pytest.approx(report.psnr_float)  # everything float again: no loss
+    with pytest.raises(ValueError, match=r"units must name quantized layers of the network; unknown or empty: "
+                                         r"\['conv_first'\]"):
+        sensitivity_analysis(net, [lq], [gt], units={'first': ['conv_first']})
 
 
 def _count_quantized_calls(net: nn.Module, clip: torch.Tensor) -> tuple[int, int, int]:

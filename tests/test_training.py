@@ -11,7 +11,6 @@ from vsrcompress.checkpoint import save_atomic
 from vsrcompress.models.recurrent_vsr_model import RecurrentVSRModel
 
 
-
 def test_train_validates_checkpoints_and_auto_resumes(tiny_footage, tmp_path):
     opt = tiny_train_options(tiny_footage, name='resume_me', total_iter=4)
     run_entry('train.py', opt, tmp_path)
@@ -84,8 +83,10 @@ def test_fix_flow_follows_the_iteration_and_keeps_deliberately_frozen_params(tin
 
 
 def test_optimizer_choice_and_unknown_optimizer(tiny_footage):
-    model = build_model(_model_opt(tiny_footage, optim_g={'type': 'AdamW', 'lr': 1e-3, 'weight_decay': 0.01}))
-    assert isinstance(model.optimizer_g, torch.optim.AdamW)
+    for name, cls in (('Adam', torch.optim.Adam), ('AdamW', torch.optim.AdamW)):
+        model = build_model(_model_opt(tiny_footage, optim_g={'type': name, 'lr': 1e-3, 'weight_decay': 0.01}))
+        assert type(model.optimizer_g) is cls, name  # `is`: AdamW subclasses Adam in today's torch
+        assert model.optimizer_g.param_groups[0]['weight_decay'] == 0.01
     with pytest.raises(ValueError, match=r"train.optim_g.type: 'Adagrad' is not supported; allowed: \['Adam', "):
         build_model(_model_opt(tiny_footage, optim_g={'type': 'Adagrad', 'lr': 1e-3}))
 
@@ -104,6 +105,30 @@ def test_missing_pretrained_file_names_the_option(tiny_footage):
         build_model(opt)
 
 
+def test_pretrained_checkpoint_of_other_widths_names_the_option_file_and_mismatch(tiny_footage, tmp_path):
+    from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
+    path = tmp_path / 'wide.pth'
+    save_atomic({'params': BasicVSRNet(num_feat=16, num_block=1).state_dict()}, path)  # official layout: no widths
+    opt = _model_opt(tiny_footage)
+    opt['path']['pretrain_network_g'] = str(path)
+    with pytest.raises(ValueError) as err:
+        build_model(opt)
+    text = str(err.value)
+    assert f'path.pretrain_network_g: {path} does not match BasicVSRNet' in text
+    assert 'backward_trunk.main.0.weight: checkpoint (16, 19, 3, 3) vs network (8, 11, 3, 3)' in text
+
+
+def test_unknown_dataset_type_names_the_option_and_the_choices():
+    from basicsr.data import build_dataset
+    opt = as_parsed(tiny_train_options('/nonexistent'))
+    opt['datasets']['train']['type'] = 'FootageRecurrentDatset'
+    with pytest.raises(KeyError) as err:
+        build_dataset(opt['datasets']['train'])
+    text = str(err.value)
+    assert "datasets.<phase>.type: unknown dataset type 'FootageRecurrentDatset'" in text
+    assert 'FootageRecurrentDataset' in text and 'REDSRecurrentDataset' in text
+
+
 def test_pretrained_checkpoint_with_widths_rebuilds_the_slim_arch(tiny_footage, tmp_path):
     from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
     from vsrcompress.checkpoint import network_checkpoint
@@ -116,11 +141,21 @@ def test_pretrained_checkpoint_with_widths_rebuilds_the_slim_arch(tiny_footage, 
     assert model.net_g_ema.width_spec() == slim.width_spec()
 
 
+def test_num_gpu_for_the_distributed_backend_comes_from_the_command_line(tmp_path):
+    from vsrcompress.compat import requested_num_gpu
+    opt_file = tmp_path / 'cpu.yml'
+    opt_file.write_text('name: cpu\nnum_gpu: 0\n')
+    assert requested_num_gpu(['-opt', str(opt_file), '--launcher', 'pytorch']) == 0
+    assert requested_num_gpu(['-opt', str(opt_file), '--force_yml', 'name=x', 'num_gpu=2']) == 2
+    assert requested_num_gpu(['--launcher', 'pytorch']) == 'auto'
+
 
 def test_torchrun_two_processes_with_gloo(tiny_footage, tmp_path):
     opt = tiny_train_options(tiny_footage, name='ddp', total_iter=2)
     launcher = torchrun()
-    run_entry('train.py', opt, tmp_path, '--launcher', 'pytorch', launcher=launcher)
+    proc = run_entry('train.py', opt, tmp_path, '--launcher', 'pytorch', launcher=launcher)
+    for rank in (0, 1):
+        assert f'Distributed: gloo backend, rank {rank} of 2.' in proc.stdout
     exp = tmp_path / 'experiments' / 'ddp'
     log = read_train_log(exp)
     assert 'World size (gpu number): 2' in log and 'Validation tiny_val' in log

@@ -4,12 +4,14 @@ This is the one place where basicsr itself is patched. Each patch exists because
 broken function through a module-level name that no subclass can reach; everything that can be fixed
 by overriding a method lives in our own model classes instead (see ``vsrcompress/models``).
 """
+import argparse
 import os
 import sys
 import types
 from os import path as osp
 
 import torch
+import yaml
 
 
 def _alias_functional_tensor() -> None:
@@ -31,11 +33,33 @@ def _alias_functional_tensor() -> None:
     sys.modules[name] = alias
 
 
-def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
-    """Start torch.distributed with NCCL on GPUs and gloo on CPU.
+def requested_num_gpu(argv: list[str] | None = None) -> int | str:
+    """``num_gpu`` of the run started with ``argv`` (default: this process's command line), before parse_options.
 
-    basicsr's version hard-codes NCCL and ``torch.cuda.set_device(rank % num_gpus)``, which divides by
-    zero on a CPU-only machine.
+    basicsr's ``parse_options`` reads the option file, then calls ``init_dist(launcher)`` without it (and applies
+    ``--force_yml`` only afterwards), so ``init_dist`` reads ``num_gpu`` from the same command line: the ``-opt``
+    file and any ``--force_yml num_gpu=...``. Without an option file (another caller) it is ``'auto'``.
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('-opt')
+    parser.add_argument('--force_yml', nargs='+', default=[])
+    args, _ = parser.parse_known_args(argv)
+    num_gpu = 'auto'
+    if args.opt and osp.isfile(args.opt):
+        with open(args.opt) as f:
+            num_gpu = (yaml.safe_load(f) or {}).get('num_gpu', 'auto')
+    for entry in args.force_yml:
+        key, _, value = entry.partition('=')
+        if key.strip() == 'num_gpu':
+            num_gpu = yaml.safe_load(value)
+    return num_gpu
+
+
+def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
+    """Start torch.distributed with NCCL when the run trains on GPUs, gloo when it runs on CPU.
+
+    basicsr's version hard-codes NCCL and ``torch.cuda.set_device(rank % num_gpus)``, which divides by zero on a
+    CPU-only machine; and a ``num_gpu: 0`` run on a CUDA machine keeps its tensors on CPU, which NCCL cannot carry.
     """
     import torch.distributed as dist
     import torch.multiprocessing as mp
@@ -43,9 +67,13 @@ def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
         raise ValueError(f"--launcher {launcher!r} is not supported by vsrcompress; use 'pytorch' (torchrun).")
     if mp.get_start_method(allow_none=True) is None:
         mp.set_start_method('spawn')
-    if torch.cuda.is_available():
+    use_cuda = torch.cuda.is_available() and requested_num_gpu() != 0  # basicsr's BaseModel: CUDA iff num_gpu != 0
+    if use_cuda:
         torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', os.environ['RANK'])) % torch.cuda.device_count())
-    dist.init_process_group(backend=backend or ('nccl' if torch.cuda.is_available() else 'gloo'), **kwargs)
+    backend = backend or ('nccl' if use_cuda else 'gloo')
+    dist.init_process_group(backend=backend, **kwargs)
+    # printed like basicsr's own 'Disable distributed.': the logger gets its log file only later
+    print(f'Distributed: {backend} backend, rank {dist.get_rank()} of {dist.get_world_size()}.', flush=True)
 
 
 def load_resume_state(opt: dict) -> dict | None:

@@ -17,6 +17,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from vsrcompress.checkpoint import load_checkpoint, load_state_strict, select_params
+
 SPYNET_LEVELS = 6
 SPYNET_WIDTHS = (32, 64, 32, 16)
 SUPPORTED_SCALES = (2, 4)
@@ -78,7 +80,7 @@ class SpyNetFlow(nn.Module):
         super().__init__()
         self.basic_module = nn.ModuleList([SpyNetLevel(w) for w in widths])
         if load_path:
-            self.load_state_dict(_load_params(load_path, 'spynet_path'))
+            load_state_strict(self, _load_params(load_path, 'spynet_path'), load_path, 'network_g.spynet_path')
         self.register_buffer('mean', torch.Tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
         self.register_buffer('std', torch.Tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
 
@@ -117,13 +119,11 @@ class SpyNetFlow(nn.Module):
 
 
 def _load_params(path: str, option_key: str) -> dict:
+    """The ``params`` state dict of an official pretrained-part file; errors name ``network_g.<option_key>``."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f'network_g.{option_key}: {path} does not exist '
                                 '(scripts/download_pretrained.py fetches the official weights).')
-    ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    if 'params' not in ckpt:
-        raise KeyError(f"network_g.{option_key}: {path} has no 'params' key (keys: {sorted(ckpt)[:8]}).")
-    return ckpt['params']
+    return select_params(load_checkpoint(path, f'network_g.{option_key}'), path, 'params', f'network_g.{option_key}')
 
 
 def _check_widths(widths: dict, defaults: dict) -> dict:
@@ -291,9 +291,11 @@ class IconVSRNet(_RecurrentVSR):
         self.temporal_padding = temporal_padding
         self.keyframe_stride = keyframe_stride
 
+        # Loaded here, not through EDVRFeatureExtractor's load_path: a wrong file would fail inside basicsr with
+        # torch's raw error, naming neither the option key nor the file.
+        self.edvr = EDVRFeatureExtractor(temporal_padding * 2 + 1, spec['edvr'], None)
         if edvr_path:
-            _load_params(edvr_path, 'edvr_path')  # fail here with a clear message, not inside EDVR
-        self.edvr = EDVRFeatureExtractor(temporal_padding * 2 + 1, spec['edvr'], edvr_path)
+            load_state_strict(self.edvr, _load_params(edvr_path, 'edvr_path'), edvr_path, 'network_g.edvr_path')
         self.spynet = SpyNetFlow(spec['spynet'], spynet_path)
         cb, cf = spec['backward'], spec['forward']
         self.backward_fusion = nn.Conv2d(cb + spec['edvr'], cb, 3, 1, 1, bias=True)

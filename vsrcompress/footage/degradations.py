@@ -8,7 +8,7 @@ one blur, noise level and quality), and the drawn values are recorded with the d
 
 Video codec: the OpenCV wheels ship FFmpeg without an H.264/H.265 encoder, and OpenCV's FFmpeg writer ignores
 quality and bitrate settings. ``mp4v`` (MPEG-4 Part 2: block DCT, motion-compensated P-frames, 4:2:0 chroma)
-is the available codec of the H.264 family; its quality is fixed by OpenCV, so it has no quality range.
+is the available codec closest to H.264; its quality is fixed by OpenCV, so it has no quality range.
 """
 import os
 import tempfile

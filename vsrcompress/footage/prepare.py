@@ -56,7 +56,8 @@ def prepare_footage(inputs: list[str], output: str, scale: int = 4, clip_length:
             dropped (counted in footage.json).
         val_ratio: Fraction of the clips, drawn with ``seed``, that form the validation split.
         val_inputs: Inputs whose clips form the validation split instead (a holdout by camera/video).
-        max_frames: Use at most this many frames (after ``stride``) of each input.
+        max_frames: Use at most the first this many frames (after ``stride``) of each input; later frames are
+            never decoded, so a file damaged after them still gives them.
         stride: Keep every ``stride``-th source frame.
         crop: GT crop (x, y, w, h) in source pixels, applied first.
         resize: GT size (w, h) after the crop; one of them 0 keeps the aspect ratio.

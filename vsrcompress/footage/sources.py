@@ -4,6 +4,7 @@
 inputs and mixed frame sizes are reported before any frame is processed; ``FrameSource.frames`` then
 streams BGR uint8 frames and reports truncation when decoding stops before the container's frame count.
 """
+import itertools
 import os
 import re
 from collections.abc import Iterator
@@ -31,14 +32,17 @@ class FrameSource:
         """Yield ``(source_frame_index, bgr_uint8_frame)`` for every ``stride``-th frame, at most ``max_frames``."""
         if stride < 1:
             raise ValueError(f'--stride: must be >= 1, got {stride}')
-        reader = self._video_frames if self.kind == 'video' else self._folder_frames
-        for count, (index, frame) in enumerate(reader(stride)):
-            if max_frames is not None and count >= max_frames:
-                return
-            if frame.shape[:2] != (self.height, self.width):
-                raise ValueError(f'{self.path}: frame {index} is {frame.shape[1]}x{frame.shape[0]}, the others are '
-                                 f'{self.width}x{self.height}; one input must keep one frame size.')
-            yield index, frame
+        reader = (self._video_frames if self.kind == 'video' else self._folder_frames)(stride)
+        try:
+            # islice stops before decoding frame max_frames + 1, so a file damaged right after the frames asked
+            # for still gives them (--max-frames keeps the frames before the damage)
+            for index, frame in itertools.islice(reader, max_frames):
+                if frame.shape[:2] != (self.height, self.width):
+                    raise ValueError(f'{self.path}: frame {index} is {frame.shape[1]}x{frame.shape[0]}, the others '
+                                     f'are {self.width}x{self.height}; one input must keep one frame size.')
+                yield index, frame
+        finally:
+            reader.close()  # release the video now, not when the generator is collected
 
     def _folder_frames(self, stride: int) -> Iterator[tuple[int, np.ndarray]]:
         for index in range(0, len(self.frame_files), stride):

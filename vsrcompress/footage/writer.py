@@ -104,8 +104,11 @@ class FootageWriter:
 
     def __enter__(self) -> 'FootageWriter':
         parent = os.path.dirname(self.output)
-        os.makedirs(parent, exist_ok=True)
-        self.tmp = tempfile.mkdtemp(prefix=f'.{os.path.basename(self.output)}.partial-', dir=parent)
+        try:
+            os.makedirs(parent, exist_ok=True)
+            self.tmp = tempfile.mkdtemp(prefix=f'.{os.path.basename(self.output)}.partial-', dir=parent)
+        except OSError as err:  # read-only place, a file where a folder should be, ...: say which option is wrong
+            raise OSError(f'--output {self.output}: cannot create the dataset there: {err}') from err
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(self.tmp, 0o777 & ~umask)  # mkdtemp makes it private; the published folder should not be

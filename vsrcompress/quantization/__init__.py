@@ -25,7 +25,7 @@ from vsrcompress.quantization.quantizers import (activation_quantizers, check_ca
                                                  layer_quantizers, quant_convs, quiet_quantizer_logs,
                                                  residual_quantizers, set_quantization_enabled)
 from vsrcompress.quantization.range_summary import quantizer_ranges
-from vsrcompress.quantization.sensitivity import SensitivityReport, clip_psnr, sensitivity_analysis
+from vsrcompress.quantization.sensitivity import SensitivityReport, clip_psnr, part_units, sensitivity_analysis
 
 __all__ = [
     'CALIBRATORS', 'INT8_FORMAT', 'OUTPUT_RANGE_KEY', 'SKIP_PARTS', 'QuantConfig', 'QuantReport', 'SensitivityReport',
@@ -34,5 +34,5 @@ __all__ = [
     'effective_amax', 'export_int8_checkpoint', 'layer_quantizers', 'load_int8_checkpoint', 'pack_int8_checkpoint',
     'qdq_export_mode', 'quant_convs', 'quantize_network', 'quantizer_ranges', 'quiet_quantizer_logs',
     'residual_quantizers',
-    'sensitivity_analysis', 'set_quantization_enabled', 'sync_amax_across_ranks',
+    'part_units', 'sensitivity_analysis', 'set_quantization_enabled', 'sync_amax_across_ranks',
 ]

@@ -35,7 +35,7 @@ import torch
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet
 from vsrcompress.checkpoint import network_checkpoint, save_atomic
 from vsrcompress.pruning import count_complexity, prune_network
-from vsrcompress.report.atomic_files import write_benchmark_result
+from vsrcompress.report.atomic_files import write_benchmark_result, write_figure
 
 ARCHS = {'basicvsr': BasicVSRNet, 'iconvsr': IconVSRNet}
 FORMATS = {'contiguous': torch.contiguous_format, 'channels_last': torch.channels_last}
@@ -239,7 +239,7 @@ def plot(results: list[dict], formats: list[str], path: str) -> None:
     axes[1].set_ylabel('speed-up over dense (same run)')
     axes[1].legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_figure(path, fig, dpi=120)
 
 
 def main() -> None:

@@ -50,7 +50,7 @@ from vsrcompress.footage import layout
 from vsrcompress.pruning import CRITERIA, PruningConfig, count_complexity, parse_pruning_config, prune_network
 from vsrcompress.pruning.complexity import clip_lengths
 from vsrcompress.recipe.clip_quality import BicubicUpsampler, clip_quality
-from vsrcompress.report.atomic_files import write_atomic, write_benchmark_result
+from vsrcompress.report.atomic_files import write_benchmark_result, write_figure
 
 DEFAULT_CHECKPOINT = 'experiments/demo_basicvsr_prune_qat_teacher/models/net_g_latest.pth'
 DEFAULT_FOOTAGE = 'datasets/demo'
@@ -419,8 +419,7 @@ def plot(result: dict, path: str) -> None:
     axes[1].set_title('the same, without iteration 0')
     axes[0].legend(fontsize=8, loc='lower right')
     fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format='png'))
-    plt.close(fig)
+    write_figure(path, fig)
 
 
 def main(argv: list[str] | None = None) -> int:

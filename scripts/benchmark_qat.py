@@ -46,13 +46,13 @@ import vsrcompress  # noqa: F401  (registers the archs and makes basicsr importa
 from basicsr.losses.basic_loss import CharbonnierLoss  # after vsrcompress, on purpose
 from vsrcompress.checkpoint import arch_options, load_checkpoint, network_checkpoint, save_atomic
 from vsrcompress.data.footage_dataset import FootageTestDataset
-from vsrcompress.export import MIN_SIZE, load_deployable_network, read_footage_windows
+from vsrcompress.export import MIN_SIZE, footage_test_dataset, load_deployable_network, read_footage_windows
 from vsrcompress.export.cli_options import add_arch_arguments, network_options
 from vsrcompress.footage import layout
 from vsrcompress.quantization import (CALIBRATORS, OUTPUT_RANGE_KEY, SKIP_PARTS, QuantConfig, calibrate,
                                       calibrate_output_ranges, export_int8_checkpoint, quantize_network)
 from vsrcompress.recipe.clip_quality import clip_quality
-from vsrcompress.report.atomic_files import write_atomic, write_benchmark_result
+from vsrcompress.report.atomic_files import write_benchmark_result, write_figure
 
 DEFAULT_CHECKPOINT = 'experiments/demo_basicvsr_prune_qat_teacher/models/net_g_latest.pth'
 DEFAULT_FOOTAGE = 'datasets/demo'
@@ -129,14 +129,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not os.access(args.out, os.W_OK):
         parser.error(f'--out: {args.out} is not writable')
     return args
-
-
-def val_dataset(root: str, scale: int) -> FootageTestDataset:
-    """The validation split as whole clips (``FootageTestDataset`` without ``num_frame``)."""
-    return FootageTestDataset({'name': f'{os.path.basename(os.path.normpath(root))}_val', 'scale': scale,
-                               'dataroot_gt': layout.split_dir(root, 'val', layout.GT_DIR),
-                               'dataroot_lq': layout.split_dir(root, 'val', layout.LQ_DIR),
-                               'meta_info_file': layout.meta_info_path(root, 'val'), 'io_backend': {'type': 'disk'}})
 
 
 def quality(net: nn.Module, dataset: FootageTestDataset, max_clips: int | None) -> dict:
@@ -250,7 +242,7 @@ def load_inputs(args: argparse.Namespace, device: torch.device
     arch = arch_options({**(load_checkpoint(args.checkpoint).get('arch') or {}), **(args.network_opt or {})})
     try:
         windows = read_footage_windows(args.footage, args.frames, scale, 'train')
-        val_set = val_dataset(args.footage, scale)
+        val_set = footage_test_dataset(args.footage, 'val', scale)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f'--footage: {err}') from err
     if not windows:
@@ -432,8 +424,7 @@ def plot(result: dict, path: str) -> None:
     ax_step.set(ylabel='ms per training step (median)', title='Training step')
     ax_step.legend(fontsize=8)
     fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format='png'))
-    plt.close(fig)
+    write_figure(path, fig)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,13 +27,12 @@ import torch
 from torch import nn
 
 import vsrcompress  # noqa: F401  (registers the archs and makes basicsr importable: before any basicsr import)
-from vsrcompress.data.footage_dataset import FootageTestDataset
-from vsrcompress.export import load_deployable_network, read_footage_windows
+from vsrcompress.export import footage_test_dataset, load_deployable_network, read_footage_windows
 from vsrcompress.export.cli_options import add_arch_arguments, network_options
 from vsrcompress.footage import layout
 from vsrcompress.quantization import (CALIBRATORS, SKIP_PARTS, QuantConfig, calibrate, part_units, quantize_network,
                                       sensitivity_analysis)
-from vsrcompress.report.atomic_files import write_atomic, write_benchmark_result
+from vsrcompress.report.atomic_files import write_benchmark_result, write_figure
 
 DEFAULT_CHECKPOINT = 'experiments/demo_basicvsr_prune_qat_teacher/models/net_g_latest.pth'
 DEFAULT_FOOTAGE = 'datasets/demo'
@@ -108,10 +107,7 @@ def load_inputs(args: argparse.Namespace) -> tuple[nn.Module, list[torch.Tensor]
         raise SystemExit(f'--footage: no training clip of {args.footage} has {args.calib_frames} frames')
     count = min(args.calib_windows, len(windows))
     calib = [windows[round(i * (len(windows) - 1) / max(count - 1, 1))]['lq'] for i in range(count)]
-    val_set = FootageTestDataset({'name': 'val', 'scale': scale, 'io_backend': {'type': 'disk'},
-                                  'dataroot_gt': layout.split_dir(args.footage, 'val', layout.GT_DIR),
-                                  'dataroot_lq': layout.split_dir(args.footage, 'val', layout.LQ_DIR),
-                                  'meta_info_file': layout.meta_info_path(args.footage, 'val')})
+    val_set = footage_test_dataset(args.footage, 'val', scale)
     clips = []
     for i in range(min(len(val_set), args.val_clips or len(val_set))):
         item = val_set[i]
@@ -193,8 +189,7 @@ def plot(result: dict, path: str) -> None:
            f" (most sensitive first)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format='png'))
-    plt.close(fig)
+    write_figure(path, fig)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,10 +5,29 @@ uniform noise drives activations past them. Frames are read with the footage tes
 reading as training/validation), from the layout ``vsrcompress.footage.layout`` describes.
 """
 import os
+from typing import TYPE_CHECKING
 
 import torch
 
 from vsrcompress.footage import layout
+
+if TYPE_CHECKING:
+    from vsrcompress.data.footage_dataset import FootageTestDataset
+
+
+def footage_test_dataset(root: str, split: str, scale: int, frames: int | None = None) -> 'FootageTestDataset':
+    """One split of a footage dataset as ``FootageTestDataset``: whole clips, or consecutive ``frames``-frame windows."""
+    from vsrcompress.data.footage_dataset import FootageTestDataset  # a basicsr dataset: imported when used
+
+    if split not in layout.SPLITS:
+        raise ValueError(f'split: {split!r} is not a footage split; allowed: {list(layout.SPLITS)}')
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f'clips: {root} is not a folder (a footage dataset from scripts/prepare_footage.py).')
+    opt = {'name': f'{os.path.basename(os.path.normpath(root))}_{split}', 'scale': scale,
+           'dataroot_gt': layout.split_dir(root, split, layout.GT_DIR),
+           'dataroot_lq': layout.split_dir(root, split, layout.LQ_DIR),
+           'meta_info_file': layout.meta_info_path(root, split), 'io_backend': {'type': 'disk'}}
+    return FootageTestDataset(opt if frames is None else {**opt, 'num_frame': frames})
 
 
 def read_footage_windows(root: str, frames: int, scale: int, split: str = 'train', max_windows: int | None = None
@@ -25,16 +44,6 @@ def read_footage_windows(root: str, frames: int, scale: int, split: str = 'train
     Returns:
         ``[{'lq': (1, frames, 3, h, w), 'gt': (1, frames, 3, h * scale, w * scale)}, ...]``, RGB in [0, 1].
     """
-    from vsrcompress.data.footage_dataset import FootageTestDataset  # a basicsr dataset: imported when used
-
-    if split not in layout.SPLITS:
-        raise ValueError(f'split: {split!r} is not a footage split; allowed: {list(layout.SPLITS)}')
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f'clips: {root} is not a folder (a footage dataset from scripts/prepare_footage.py).')
-    dataset = FootageTestDataset({
-        'name': f'{os.path.basename(os.path.normpath(root))}_{split}', 'scale': scale, 'num_frame': frames,
-        'dataroot_gt': layout.split_dir(root, split, layout.GT_DIR),
-        'dataroot_lq': layout.split_dir(root, split, layout.LQ_DIR),
-        'meta_info_file': layout.meta_info_path(root, split), 'io_backend': {'type': 'disk'}})
+    dataset = footage_test_dataset(root, split, scale, frames)
     count = len(dataset) if max_windows is None else min(max_windows, len(dataset))
     return [{'lq': item['lq'][None], 'gt': item['gt'][None]} for item in (dataset[i] for i in range(count))]

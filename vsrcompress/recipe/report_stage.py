@@ -18,7 +18,7 @@ from vsrcompress.export import load_deployable_network  # noqa: E402
 from vsrcompress.recipe.clip_quality import BicubicUpsampler, clip_quality  # noqa: E402
 from vsrcompress.recipe.plan import RecipePlan  # noqa: E402
 from vsrcompress.report import ModelEntry, measure_complexity, write_complexity_report  # noqa: E402
-from vsrcompress.report.atomic_files import write_atomic, write_text  # noqa: E402
+from vsrcompress.report.atomic_files import write_figure, write_text  # noqa: E402
 
 
 def recipe_models(plan: RecipePlan) -> list[tuple[str, str, str]]:
@@ -70,8 +70,7 @@ def plot_per_frame_psnr(quality: dict, path: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format='png'))
-    plt.close(fig)
+    write_figure(path, fig, dpi=120)
 
 
 def report_markdown(plan: RecipePlan, rows: list[dict], quality: dict, width: int, height: int) -> str:

@@ -29,6 +29,14 @@ def write_text(path: str, text: str) -> None:
     write_atomic(path, write)
 
 
+def write_figure(path: str, fig, dpi: int = 110) -> None:
+    """Save a matplotlib figure as PNG atomically, then close it (pyplot keeps open figures alive)."""
+    from matplotlib import pyplot as plt
+
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format='png'))
+    plt.close(fig)
+
+
 def write_benchmark_result(base: str, result: dict, markdown: str, plot: Callable[[dict, str], None]) -> None:
     """Write ``<base>.json``, ``<base>.md`` and ``<base>.png`` (``plot(result, path)``), print the table."""
     write_text(base + '.json', json.dumps(result, indent=2) + '\n')

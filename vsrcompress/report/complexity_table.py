@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 
-from vsrcompress.report.atomic_files import write_atomic, write_text
+from vsrcompress.report.atomic_files import write_figure, write_text
 
 BACKEND_LABELS = {'onnxruntime-cpu': 'ONNX Runtime CPU', 'torch-cpu': 'PyTorch CPU FP32',
                   'torch-cuda': 'PyTorch CUDA FP32'}
@@ -95,8 +95,7 @@ def plot_complexity(rows: Sequence[dict], path: str) -> None:
     fig.suptitle(f"LR {setup['width']}x{setup['height']}, windows of {setup['frames']} frames, "
                  f"threads: {setup['threads']}", fontsize=9)
     fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=120, format='png'))
-    plt.close(fig)
+    write_figure(path, fig, dpi=120)
 
 
 def _latency_scatter(ax, rows: Sequence[dict], backends: list[str], y: Callable[[dict], float], ylabel: str,

@@ -1,10 +1,10 @@
 """Speed of pruned BasicVSR/IconVSR: dense vs 25/50/75 % width removal vs a MAC budget, measured in one run.
 
 For each architecture the dense network (random weights: speed does not depend on their values) and its pruned
-variants (every part pruned: trunk, blocks, tail, SpyNet; L1, uniform, round_to 8) are timed interleaved,
-round-robin over the variants with the order reversed every other repeat, with the same torch thread count, in
-each memory format asked for (NCHW ``contiguous`` and ``channels_last``, which spares oneDNN a layout reorder
-around every conv; speed-ups compare within one format).
+variants (every part pruned: trunk, blocks, tail, SpyNet, IconVSR's EDVR; L1, uniform, round_to 8) are timed
+interleaved, round-robin over the variants with the order reversed every other repeat, with the same torch thread
+count, in each memory format asked for (NCHW ``contiguous`` and ``channels_last``, which spares oneDNN a layout
+reorder around every conv; speed-ups compare within one format).
 MACs per frame are counted at the reference LR size (default 180x320) whatever size is timed; the dense and
 the MAC-budget variant are also recounted with torch-pruning's counter as a check. Peak memory is measured in
 a fresh child process per variant: the RSS high-water mark of one forward (Linux ``/proc/self/clear_refs``
@@ -52,7 +52,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--mac-size', type=int, nargs=2, default=[180, 320], metavar=('H', 'W'),
                         help='LR size at which MACs per frame are counted and the MAC budget applies')
     parser.add_argument('--frames', type=int, default=None,
-                        help='frames per timed clip (default: 2 for BasicVSR, 5 for IconVSR, the minimum)')
+                        help='frames per timed clip (default: 2 for BasicVSR; 11 for IconVSR: keyframes 0, 5, 10, '
+                             'close to the one in 5 of a long video that MACs per frame count)')
     parser.add_argument('--repeats', type=int, default=3, help='timed rounds over all variants')
     parser.add_argument('--warmup', type=int, default=1, help='untimed rounds first')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
@@ -190,8 +191,8 @@ def markdown(results: list[dict], meta: dict) -> str:
              f'CPU: {meta["cpu"]}, torch {meta["torch"]}, {meta["threads"]} threads; timed clip '
              f'{meta["lq_size"][0]}x{meta["lq_size"][1]} LR, x{meta["scale"]}, {meta["repeats"]} timed repeats '
              f'(median, interleaved); MACs per frame at {meta["mac_size"][0]}x{meta["mac_size"][1]} LR. '
-             f'Networks: {meta["num_feat"]} ch, {meta["num_block"]} blocks. Pruned: trunk, blocks, tail, SpyNet '
-             '(L1, uniform, round_to 8).', '']
+             f'Networks: {meta["num_feat"]} ch, {meta["num_block"]} blocks. Pruned: trunk, blocks, tail, SpyNet, '
+             'EDVR (IconVSR) (L1, uniform, round_to 8).', '']
     formats = meta['formats']
     for result in results:
         timing_heads = ''.join(f' ms/frame {f} | speed-up {f} |' for f in formats)
@@ -203,7 +204,8 @@ def markdown(results: list[dict], meta: dict) -> str:
             w = r['widths']
             mem = [f'{r[k]:.0f}' if r[k] is not None else '-' for k in ('peak_rss_mib', 'forward_peak_mib')]
             timing = ''.join(f' {r["median_ms_per_frame"][f]:.0f} | {r["speedup"][f]:.2f}x |' for f in formats)
-            lines.append(f'| {r["variant"]} | {w["backward"]}/{w["forward"]} | {w["upsample"]}, {w["hr"]} | '
+            edvr = f', EDVR {w["edvr"]}' if 'edvr' in w else ''
+            lines.append(f'| {r["variant"]} | {w["backward"]}/{w["forward"]}{edvr} | {w["upsample"]}, {w["hr"]} | '
                          f'{r["params"] / 1e6:.2f} | {r["macs_per_frame"] / 1e9:.1f} | '
                          f'{100 * r["mac_fraction"]:.1f} % |{timing} {mem[0]} | {mem[1]} |')
         check = result['tp_counter_check']
@@ -252,7 +254,7 @@ def main() -> None:
             'formats': args.formats}
     results = []
     for arch in args.archs:
-        frames = args.frames or (2 if arch == 'basicvsr' else 5)
+        frames = args.frames or (2 if arch == 'basicvsr' else 11)
         variants = build_variants(arch, args)
         if args.save_checkpoints:
             save_variants(arch, variants, args)

@@ -264,9 +264,8 @@ class BasicVSRNet(_RecurrentVSR):
 class IconVSRNet(_RecurrentVSR):
     """IconVSR (BasicVSR + EDVR keyframe features) for x2/x4 with a settable width spec.
 
-    The EDVR feature extractor (deformable convs) keeps one uniform width, ``widths['edvr']``: it is rebuilt
-    from the spec but not pruned, since its DCN offsets are tied to its feature width in ways DepGraph cannot
-    follow through ``torchvision.ops.deform_conv2d``.
+    The EDVR feature extractor (deformable convs) has one width, ``widths['edvr']`` (a multiple of its 8
+    deformable groups); the pruning engine narrows all its channel spaces to one width so it rebuilds from the spec.
 
     Args:
         num_feat: Default width of the hidden states and residual blocks. Default: 64.

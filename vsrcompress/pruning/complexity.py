@@ -10,14 +10,16 @@ with k the IconVSR keyframe stride (1 for BasicVSR) and n0 the shortest valid cl
 both trunks and the tail per frame, plus one EDVR call per keyframe interval for IconVSR.
 
 ``MacProfile`` records every counted module call of one such count, so the MACs of any narrower version of the
-same network follow without another forward (conv MACs are bilinear in its channel counts, an activation's
-count is linear in the channels of the conv output it reads): the MAC-budget search uses it.
+same network follow without another forward (conv MACs are bilinear in its channel counts, an activation's, pool's
+or upsampling's count is linear in the channels of the conv output it reads): the MAC-budget search uses it.
 """
 import copy
 
 import torch
 from torch import nn
 from torch_pruning.utils import count_ops_and_params, op_counter
+
+from vsrcompress.pruning.coupling import is_deform_conv
 
 ConvShapes = dict[str, tuple[int, int]]
 
@@ -40,7 +42,7 @@ def meta_copy(net: nn.Module) -> nn.Module:
     """A shape-only copy of the network for counting, deformable convs replaced by plain convs."""
     counted = copy.deepcopy(net).to('meta').eval()
     for name, module in list(counted.named_modules()):
-        if hasattr(module, 'conv_offset') and hasattr(module, 'deformable_groups'):
+        if is_deform_conv(module):
             parent, _, child = name.rpartition('.')
             setattr(counted.get_submodule(parent) if parent else counted, child, _DeformConvAsConv(module))
     return counted
@@ -55,12 +57,17 @@ def _meta_clip(frames: int, lq_size: tuple[int, int]) -> torch.Tensor:
     return torch.zeros(1, frames, 3, *lq_size, device='meta')
 
 
+def _convs(net: nn.Module) -> dict[str, nn.Module]:
+    """Plain and deformable convs by name (a deformable conv counts as the conv of its shape)."""
+    return {name: m for name, m in net.named_modules() if isinstance(m, nn.Conv2d) or is_deform_conv(m)}
+
+
 def conv_shapes(net: nn.Module, removal: dict[tuple[str, str], list[int]] | None = None) -> ConvShapes:
     """``{conv name: (in, out)}`` of the network now, minus the channels a pending removal would cut."""
     removal = removal or {}
     return {name: (m.in_channels - len(removal.get((name, 'in'), ())),
                    m.out_channels - len(removal.get((name, 'out'), ())))
-            for name, m in net.named_modules() if isinstance(m, nn.Conv2d)}
+            for name, m in _convs(net).items()}
 
 
 @torch.no_grad()
@@ -80,7 +87,7 @@ def count_params(net: nn.Module) -> int:
 def _trace_key(net: nn.Module, lq_size: tuple[int, int], variable: frozenset[str]) -> tuple:
     """What a trace depends on: class, modules, conv geometry (channels only of fixed convs), scalars, size."""
     def geometry(name: str, m: nn.Module) -> tuple | None:
-        if not isinstance(m, nn.Conv2d):
+        if not (isinstance(m, nn.Conv2d) or is_deform_conv(m)):
             return None
         channels = () if name in variable else (m.in_channels, m.out_channels)
         return (*channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups, m.bias is not None)
@@ -99,8 +106,8 @@ class MacProfile:
     """The counter's per-call record of one network, to predict the MACs of any narrower version of it.
 
     Each counted call keeps a width-free scale: a conv's spatial positions (MACs = positions *
-    (k*k*in*out/groups + out*bias)); an activation's positions per channel of the conv output it reads (through
-    PixelShuffle too); other calls (EDVR pools and upsampling, never pruned) a constant. Traces are cached by
+    (k*k*in*out/groups + out*bias)); an activation, pool or upsampling its positions per channel of the conv
+    output it reads (through PixelShuffle too); other calls a constant. Traces are cached by
     network structure, so every width variant of one network shares a single trace.
 
     Args:
@@ -117,8 +124,8 @@ class MacProfile:
                 del _TRACES[next(iter(_TRACES))]
             first, period = clip_lengths(net)
             shapes = conv_shapes(net)
-            conv_meta = {name: (m.kernel_size[0] * m.kernel_size[1], m.groups, m.bias is not None)
-                         for name, m in net.named_modules() if isinstance(m, nn.Conv2d)}
+            conv_meta = {name: (m.weight.shape[2] * m.weight.shape[3], m.groups, m.bias is not None)
+                         for name, m in _convs(net).items()}
             counted = meta_copy(net)
             calls = [_trace(counted, _meta_clip(n, lq_size), shapes, conv_meta) for n in (first, first + period)]
             _TRACES[key] = (conv_meta, period, calls)
@@ -167,7 +174,7 @@ def _trace(counted: nn.Module, clip: torch.Tensor, shapes: ConvShapes, conv_meta
             if isinstance(module, nn.Conv2d) and name in conv_meta:
                 produced[id(output)] = (name, 1)
                 calls.append(('conv', flops / _per_position(conv_meta[name], shapes[name]), name))
-            elif counter_hook is op_counter.relu_flops_counter_hook and id(inputs[0]) in produced:
+            elif id(inputs[0]) in produced:  # activation, pooling, upsampling: linear in the conv's channels
                 source, per_unit = produced[id(inputs[0])]
                 calls.append(('act', flops / (shapes[source][1] // per_unit), (source, per_unit)))
                 produced[id(output)] = (source, per_unit)
@@ -175,9 +182,10 @@ def _trace(counted: nn.Module, clip: torch.Tensor, shapes: ConvShapes, conv_meta
                 calls.append(('const', flops, None))
         return hook
 
+    stand_ins = {name + '.conv': name for name, m in counted.named_modules() if isinstance(m, _DeformConvAsConv)}
     for name, module in counted.named_modules():
         if type(module) in op_counter.MODULES_MAPPING or isinstance(module, nn.PixelShuffle):
-            handles.append(module.register_forward_hook(record(name)))
+            handles.append(module.register_forward_hook(record(stand_ins.get(name, name))))
     try:
         counted(clip)
     finally:

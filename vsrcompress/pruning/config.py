@@ -9,7 +9,8 @@ Keys (all optional except one target, ``ratio`` or ``mac_budget``)::
                              # or per part: {trunk: 0.5, blocks: 0.5, tail: 0.25, spynet: 0.25}
     mac_budget: 0.25         # instead of ratio: MACs per frame <= this fraction of the network's MACs;
                              # one ratio for all `parts` is searched to meet it
-    parts: [trunk, blocks, tail, spynet]   # parts pruned with a numeric ratio or a MAC budget
+    parts: [trunk, blocks, tail, spynet, edvr]   # parts pruned with a numeric ratio or a MAC budget
+                             # (edvr: IconVSR's EDVR, all its groups to one width, ranked uniformly)
     reference_size: [180, 320]             # LR height, width at which MACs are counted
     round_to: 8              # kept widths are multiples of this (units: upsample keeps whole shuffle groups)
     min_width: 8             # no group keeps fewer units (rounded up to round_to)

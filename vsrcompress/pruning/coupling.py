@@ -12,12 +12,22 @@ Each group is named after the width-spec entry it sets (``net.width_spec()``): `
 ``backward_blocks.3``, ``fusion``, ``upsample.0``, ``hr``, ``spynet.2.1`` (level 2, inner width 1). A group's
 unit is one channel of that width; for ``upsample.k`` a unit is one channel after PixelShuffle, i.e. r*r
 consecutive output channels of the upconv.
+
+IconVSR's EDVR feature extractor has one width (``widths['edvr']``) but many independent channel spaces: the
+pyramid features, the offset features of each PCD level, the aligned features, the TSA attention maps. Each is
+a group ``edvr.<space>``; they are pruned together to one kept width (part ``edvr``) so that the result is again
+an EDVR of a single width. A modulated deformable conv splits its input channels into 8 contiguous deformable
+groups, each sampled at its own offsets: the spaces it reads (``edvr.l1``, ``edvr.l2``, ``edvr.l3``,
+``edvr.feat.l1``) lose the same number of channels in each of the 8 segments (``segments``), so every kept
+channel stays in its deformable group. Its offset/mask conv output (3 x 8 x 9 channels) is never pruned.
 """
 from dataclasses import dataclass
 
 from torch import nn
 
-PARTS = ('trunk', 'blocks', 'tail', 'spynet')
+PARTS = ('trunk', 'blocks', 'tail', 'spynet', 'edvr')
+SINGLE_WIDTH_PARTS = ('edvr',)  # its groups keep one common width (ranked uniformly)
+DEFORMABLE_GROUPS = 8  # EDVR's PCD alignment (basicsr's PCDAlignment)
 
 
 @dataclass(frozen=True)
@@ -49,11 +59,14 @@ class ChannelGroup:
         width: Number of units the network has now.
         slices: Every place the units appear; the first slice has ``unit_size`` 1 (torch-pruning's group
             reduction sizes its result by the first item).
+        segments: The units form this many contiguous equal segments that must each lose the same number of
+            units (the deformable groups of a deformable conv that reads them).
     """
     name: str
     part: str
     width: int
     slices: tuple[CoupledSlice, ...]
+    segments: int = 1
 
     @property
     def producers(self) -> list[str]:
@@ -77,6 +90,19 @@ def _require(net: nn.Module, name: str, expected: str) -> nn.Module:
     if not isinstance(module, nn.Conv2d):
         raise TypeError(f'{type(net).__name__} is not a BasicVSRNet/IconVSRNet-structured network: '
                         f'expected a Conv2d at {name!r} ({expected}), found {type(module).__name__}.')
+    return module
+
+
+def is_deform_conv(module: nn.Module) -> bool:
+    """basicsr's modulated deformable conv (``DCNv2Pack``), recognised by shape so the engine needs no basicsr."""
+    return hasattr(module, 'conv_offset') and hasattr(module, 'deformable_groups') and hasattr(module, 'weight')
+
+
+def _require_deform(net: nn.Module, name: str) -> nn.Module:
+    module = net.get_submodule(name)
+    if not is_deform_conv(module) or module.deformable_groups != DEFORMABLE_GROUPS:
+        raise TypeError(f'{type(net).__name__}: expected a modulated deformable conv with {DEFORMABLE_GROUPS} '
+                        f'deformable groups at {name!r}, found {type(module).__name__}.')
     return module
 
 
@@ -140,6 +166,73 @@ def _spynet_groups(net: nn.Module) -> list[ChannelGroup]:
     return groups
 
 
+def _edvr_groups(net: nn.Module, backward_width: int, forward_width: int) -> list[ChannelGroup]:
+    """The channel spaces of IconVSR's EDVR feature extractor (basicsr's layout), all of today's width."""
+    e, pcd, tsa = 'edvr.', 'edvr.pcd_align.', 'edvr.fusion.'
+    width = _require(net, e + 'conv_first', 'EDVR first conv').out_channels
+    frames = net.get_submodule(tsa + 'feat_fusion').in_channels // width
+    blocks = len(net.get_submodule(e + 'feature_extraction'))
+    both = (0, width)  # inputs that concatenate two tensors of the same space
+    spaces = {  # group: (producers, consumer (module, offset) pairs, deformable convs read it)
+        'l1': ([e + 'conv_first', *(f'{e}feature_extraction.{k}.conv2' for k in range(blocks))],
+               [*((f'{e}feature_extraction.{k}.conv1', 0) for k in range(blocks)), (e + 'conv_l2_1', 0),
+                *((pcd + 'offset_conv1.l1', o) for o in both), (pcd + 'dcn_pack.l1', 0),
+                (pcd + 'cas_offset_conv1', width)], True),
+        **{f'l1_blocks.{k}': ([f'{e}feature_extraction.{k}.conv1'], [(f'{e}feature_extraction.{k}.conv2', 0)], False)
+           for k in range(blocks)},
+        'l2_mid': ([e + 'conv_l2_1'], [(e + 'conv_l2_2', 0)], False),
+        'l2': ([e + 'conv_l2_2'], [(e + 'conv_l3_1', 0), *((pcd + 'offset_conv1.l2', o) for o in both),
+                                   (pcd + 'dcn_pack.l2', 0)], True),
+        'l3_mid': ([e + 'conv_l3_1'], [(e + 'conv_l3_2', 0)], False),
+        'l3': ([e + 'conv_l3_2'], [*((pcd + 'offset_conv1.l3', o) for o in both), (pcd + 'dcn_pack.l3', 0)], True),
+        'offset1.l3': ([pcd + 'offset_conv1.l3'], [(pcd + 'offset_conv2.l3', 0)], False),
+        'offset.l3': ([pcd + 'offset_conv2.l3'], [(pcd + 'dcn_pack.l3.conv_offset', 0),
+                                                  (pcd + 'offset_conv2.l2', width)], False),
+        'feat.l3': ([pcd + 'dcn_pack.l3'], [(pcd + 'feat_conv.l2', width)], False),
+        'offset1.l2': ([pcd + 'offset_conv1.l2'], [(pcd + 'offset_conv2.l2', 0)], False),
+        'offset2.l2': ([pcd + 'offset_conv2.l2'], [(pcd + 'offset_conv3.l2', 0)], False),
+        'offset.l2': ([pcd + 'offset_conv3.l2'], [(pcd + 'dcn_pack.l2.conv_offset', 0),
+                                                  (pcd + 'offset_conv2.l1', width)], False),
+        'dcn.l2': ([pcd + 'dcn_pack.l2'], [(pcd + 'feat_conv.l2', 0)], False),
+        'feat.l2': ([pcd + 'feat_conv.l2'], [(pcd + 'feat_conv.l1', width)], False),
+        'offset1.l1': ([pcd + 'offset_conv1.l1'], [(pcd + 'offset_conv2.l1', 0)], False),
+        'offset2.l1': ([pcd + 'offset_conv2.l1'], [(pcd + 'offset_conv3.l1', 0)], False),
+        'offset.l1': ([pcd + 'offset_conv3.l1'], [(pcd + 'dcn_pack.l1.conv_offset', 0)], False),
+        'dcn.l1': ([pcd + 'dcn_pack.l1'], [(pcd + 'feat_conv.l1', 0)], False),
+        'feat.l1': ([pcd + 'feat_conv.l1'], [(pcd + 'cas_offset_conv1', 0), (pcd + 'cas_dcnpack', 0)], True),
+        'cas_offset1': ([pcd + 'cas_offset_conv1'], [(pcd + 'cas_offset_conv2', 0)], False),
+        'cas_offset': ([pcd + 'cas_offset_conv2'], [(pcd + 'cas_dcnpack.conv_offset', 0)], False),
+        # aligned features of every frame, stacked frame-major into the TSA fusion convs
+        'aligned': ([pcd + 'cas_dcnpack'], [(tsa + 'temporal_attn1', 0), (tsa + 'temporal_attn2', 0),
+                                            *((tsa + c, f * width) for c in ('feat_fusion', 'spatial_attn1')
+                                              for f in range(frames))], False),
+        'embedding': ([tsa + 'temporal_attn1', tsa + 'temporal_attn2'], [], False),  # summed channel products
+        # the output: fusion * sigmoid(attn5) * 2 + add2, read by IconVSR's keyframe fusion convs
+        'output': ([tsa + 'feat_fusion', tsa + 'spatial_attn5', tsa + 'spatial_attn_add2'],
+                   [(tsa + 'spatial_attn_add1', 0), ('backward_fusion', backward_width),
+                    ('forward_fusion', forward_width)], False),
+        'sa1': ([tsa + 'spatial_attn1'], [(tsa + 'spatial_attn2', o) for o in both], False),
+        'sa2': ([tsa + 'spatial_attn2'], [(tsa + 'spatial_attn_l1', 0), (tsa + 'spatial_attn3', 0)], False),
+        'sa_l1': ([tsa + 'spatial_attn_l1'], [(tsa + 'spatial_attn_l2', o) for o in both], False),
+        'sa_l2': ([tsa + 'spatial_attn_l2'], [(tsa + 'spatial_attn_l3', 0)], False),
+        'sa3': ([tsa + 'spatial_attn_l3', tsa + 'spatial_attn3'], [(tsa + 'spatial_attn4', 0)], False),  # added
+        'sa4': ([tsa + 'spatial_attn4'], [(tsa + 'spatial_attn5', 0)], False),
+        'add1': ([tsa + 'spatial_attn_add1'], [(tsa + 'spatial_attn_add2', 0)], False),
+    }
+    deform_convs = {*(f'{pcd}dcn_pack.l{i}' for i in (1, 2, 3)), pcd + 'cas_dcnpack'}
+    groups = []
+    for space, (producers, consumers, deformable) in spaces.items():
+        for name in [*producers, *(c for c, _ in consumers)]:
+            if name in deform_convs:
+                _require_deform(net, name)
+            else:
+                _require(net, name, f'EDVR {space}')
+        groups.append(ChannelGroup(f'edvr.{space}', 'edvr', width,
+                                   (*map(_out, producers), *(_in(c, o) for c, o in consumers)),
+                                   DEFORMABLE_GROUPS if deformable else 1))
+    return groups
+
+
 def coupling_groups(net: nn.Module) -> list[ChannelGroup]:
     """Every prunable channel group of a BasicVSRNet or IconVSRNet as it is now (widths read off the layers).
 
@@ -175,4 +268,5 @@ def coupling_groups(net: nn.Module) -> list[ChannelGroup]:
     _check_in_channels(net.backward_trunk.main[0], 'backward_trunk.main.0', 3 + cb)
     backward = ChannelGroup(backward.name, 'trunk', cb, backward.slices + backward_extra)
     forward = ChannelGroup(forward.name, 'trunk', cf, forward.slices + forward_extra)
-    return [backward, forward, *backward_blocks, *forward_blocks, *tail, *_spynet_groups(net)]
+    edvr = _edvr_groups(net, cb, cf) if iconvsr else []
+    return [backward, forward, *backward_blocks, *forward_blocks, *tail, *_spynet_groups(net), *edvr]

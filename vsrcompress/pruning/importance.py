@@ -13,7 +13,7 @@ import torch_pruning as tp
 from torch import nn
 from torch.nn import functional as F
 
-from vsrcompress.pruning.coupling import ChannelGroup
+from vsrcompress.pruning.coupling import ChannelGroup, is_deform_conv
 
 CRITERIA = ('l1', 'l2', 'taylor', 'lamp')
 
@@ -47,6 +47,8 @@ def to_tp_group(net: nn.Module, group: ChannelGroup) -> tp.Group:
 def group_scores(net: nn.Module, groups: list[ChannelGroup], criterion: str) -> dict[str, torch.Tensor]:
     """Per-unit importance of each group (higher = keep); Taylor needs gradients (see ``taylor_gradients``)."""
     scorer = make_importance(criterion)
+    # deformable conv weights count like conv weights (the scorers skip layer types they do not know)
+    scorer.target_types = [*scorer.target_types, *{type(m) for m in net.modules() if is_deform_conv(m)}]
     scores = {}
     for group in groups:
         score = scorer(to_tp_group(net, group))

@@ -14,7 +14,7 @@ from torch import nn
 from vsrcompress.pruning.budget import search_budget
 from vsrcompress.pruning.complexity import MacProfile, conv_shapes, count_params
 from vsrcompress.pruning.config import PruningConfig, parse_pruning_config
-from vsrcompress.pruning.coupling import ChannelGroup, coupling_groups
+from vsrcompress.pruning.coupling import SINGLE_WIDTH_PARTS, ChannelGroup, coupling_groups
 from vsrcompress.pruning.importance import group_scores, taylor_gradients
 from vsrcompress.pruning.surgery import Plan, apply_plan, removed_channels
 from vsrcompress.pruning.targets import plan_at, ratio_candidates
@@ -74,6 +74,12 @@ class VSRChannelPruner:
             ignored = any(re.fullmatch(p, name) for p in self.config.ignore for name in (group.name, *group.producers))
             if group.part in pruned_parts and not ignored:
                 active.add(group.name)
+        for part in SINGLE_WIDTH_PARTS:
+            names = {g.name for g in groups if g.part == part}
+            if active & names and names - active:
+                raise ValueError(f'pruning.ignore: the {part} groups share one width and are pruned together; '
+                                 f'ignore all of them (pattern {part + ".*"!r}) or none, not '
+                                 f'{sorted(names - active)}.')
         return active
 
     @property

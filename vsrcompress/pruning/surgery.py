@@ -7,10 +7,11 @@ backward width moves the forward slice of a concatenated input.
 """
 from collections.abc import Mapping
 
+import torch
 import torch_pruning as tp
 from torch import nn
 
-from vsrcompress.pruning.coupling import ChannelGroup, coupling_groups
+from vsrcompress.pruning.coupling import ChannelGroup, coupling_groups, is_deform_conv
 
 Plan = dict[str, list[int]]
 
@@ -39,6 +40,17 @@ def removed_channels(groups: list[ChannelGroup], plan: Mapping[str, list[int]]) 
     return {key: sorted(idxs) for key, idxs in removed.items() if idxs}
 
 
+def _prune_deform_conv(dcn: nn.Module, dim: str, idxs: list[int]) -> None:
+    """torch-pruning's conv pruner reads ``transposed``, which basicsr's deformable conv lacks: cut it here."""
+    axis, attr = (0, 'out_channels') if dim == 'out' else (1, 'in_channels')
+    removed = set(idxs)
+    keep = torch.tensor([i for i in range(dcn.weight.shape[axis]) if i not in removed], device=dcn.weight.device)
+    dcn.weight = nn.Parameter(dcn.weight.detach().index_select(axis, keep))
+    if dim == 'out' and dcn.bias is not None:
+        dcn.bias = nn.Parameter(dcn.bias.detach().index_select(0, keep))
+    setattr(dcn, attr, len(keep))
+
+
 def apply_plan(net: nn.Module, plan: Mapping[str, list[int]]) -> None:
     """Remove the plan's units in place; parameters keep their ``requires_grad`` (a frozen SpyNet stays frozen).
 
@@ -49,6 +61,9 @@ def apply_plan(net: nn.Module, plan: Mapping[str, list[int]]) -> None:
     frozen = {name for name, p in net.named_parameters() if not p.requires_grad}
     for (module_name, dim), idxs in removal.items():
         conv = net.get_submodule(module_name)
+        if is_deform_conv(conv):
+            _prune_deform_conv(conv, dim, idxs)
+            continue
         prune = tp.prune_conv_out_channels if dim == 'out' else tp.prune_conv_in_channels
         prune(conv, idxs)
     for name, p in net.named_parameters():

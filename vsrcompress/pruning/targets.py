@@ -5,12 +5,16 @@ Ratios are fractions of the dense width (the width when the pruner was created),
 below the floor ``min_width`` rounded up to ``round_to``, never above the current width), so a ratio of 0 keeps
 everything and 0.5 of 64 keeps 32. For ``upsample.k`` groups a unit is one channel after PixelShuffle, so the
 upconv keeps ``4 * width`` channels and is never cut inside a shuffle group.
+
+The EDVR groups of IconVSR (part ``edvr``) share one width: they are always ranked uniformly, rounded to a
+multiple of the deformable-group count as well, and a group read by a deformable conv loses its lowest-scored
+units segment by segment, the same number in each.
 """
 import math
 
 import torch
 
-from vsrcompress.pruning.coupling import ChannelGroup
+from vsrcompress.pruning.coupling import SINGLE_WIDTH_PARTS, ChannelGroup
 from vsrcompress.pruning.surgery import Plan
 
 
@@ -27,20 +31,32 @@ def keep_width(dense: int, ratio: float, min_width: int, round_to: int) -> int:
     return min(dense, max(unit_floor(dense, min_width, round_to), kept))
 
 
-def _lowest(score: torch.Tensor, count: int) -> list[int]:
-    return sorted(torch.argsort(score, stable=True)[:count].tolist())
+def part_round_to(groups: list[ChannelGroup], round_to: int) -> dict[str, int]:
+    """Per part, the multiple its kept widths are rounded to: ``round_to`` and every group's segment count."""
+    steps: dict[str, int] = {}
+    for group in groups:
+        steps[group.part] = math.lcm(steps.get(group.part, round_to), group.segments)
+    return steps
+
+
+def _lowest(score: torch.Tensor, count: int, segments: int = 1) -> list[int]:
+    """The ``count`` lowest-scored units, ``count / segments`` from each contiguous segment."""
+    size = score.numel() // segments
+    return sorted(start + u for start in range(0, score.numel(), size)
+                  for u in torch.argsort(score[start:start + size], stable=True)[:count // segments].tolist())
 
 
 def uniform_plan(groups: list[ChannelGroup], scores: dict[str, torch.Tensor], dense: dict[str, int],
                  ratios: dict[str, float], min_width: int, round_to: int) -> Plan:
     """Every group of a part goes to the same fraction of its dense width; its lowest-scored units go."""
     plan = {}
+    steps = part_round_to(groups, round_to)
     for group in groups:
         if group.part not in ratios:
             continue
-        surplus = group.width - keep_width(dense[group.name], ratios[group.part], min_width, round_to)
+        surplus = group.width - keep_width(dense[group.name], ratios[group.part], min_width, steps[group.part])
         if surplus > 0:
-            plan[group.name] = _lowest(scores[group.name], surplus)
+            plan[group.name] = _lowest(scores[group.name], surplus, group.segments)
     return plan
 
 
@@ -78,8 +94,12 @@ def global_plan(groups: list[ChannelGroup], scores: dict[str, torch.Tensor], den
 def plan_at(groups: list[ChannelGroup], scores: dict[str, torch.Tensor], dense: dict[str, int],
             ratios: dict[str, float], ranking: str, min_width: int, round_to: int) -> Plan:
     """The plan that brings the given groups to ``ratios`` (per part) of their dense widths."""
-    make = uniform_plan if ranking == 'uniform' else global_plan
-    return make(groups, scores, dense, ratios, min_width, round_to)
+    if ranking == 'uniform':
+        return uniform_plan(groups, scores, dense, ratios, min_width, round_to)
+    single = [g for g in groups if g.part in SINGLE_WIDTH_PARTS]
+    ranked = [g for g in groups if g.part not in SINGLE_WIDTH_PARTS]
+    return {**uniform_plan(single, scores, dense, ratios, min_width, round_to),
+            **global_plan(ranked, scores, dense, ratios, min_width, round_to)}
 
 
 def ratio_candidates(groups: list[ChannelGroup], dense: dict[str, int], ranking: str, round_to: int) -> list[float]:
@@ -88,11 +108,13 @@ def ratio_candidates(groups: list[ChannelGroup], dense: dict[str, int], ranking:
     Uniform: a group's kept width drops to ``j * round_to`` exactly at ratio ``1 - j*round_to/dense``.
     Global: a part's total changes every ``1/total`` of ratio.
     """
-    if ranking == 'uniform':
-        cuts = {1 - j * round_to / dense[g.name] for g in groups for j in range(1, math.ceil(dense[g.name] / round_to))}
-    else:
-        totals: dict[str, int] = {}
-        for g in groups:
+    steps = part_round_to(groups, round_to)
+    uniform = [g for g in groups if ranking == 'uniform' or g.part in SINGLE_WIDTH_PARTS]
+    cuts = {1 - j * steps[g.part] / dense[g.name] for g in uniform
+            for j in range(1, math.ceil(dense[g.name] / steps[g.part]))}
+    totals: dict[str, int] = {}
+    for g in groups:
+        if g not in uniform:
             totals[g.part] = totals.get(g.part, 0) + dense[g.name]
-        cuts = {k / total for total in totals.values() for k in range(1, total)}
+    cuts |= {k / total for total in totals.values() for k in range(1, total)}
     return sorted({0.0, *(c for c in cuts if 0 < c < 1)})

@@ -13,6 +13,7 @@ resets it after the imports and the model build), and its rise above the RSS bef
     python scripts/benchmark_pruning.py                        # full size: 64 ch, 30 blocks, 180x320
     python scripts/benchmark_pruning.py --quick                # minutes: smaller clip, 1 repeat
     python scripts/benchmark_pruning.py --archs basicvsr --lq-size 90 160 --frames 2 --repeats 3
+    python scripts/benchmark_pruning.py --archs iconvsr --lq-size 90 160 --ratios 0.5,edvr=0.75   # per-part ratios
 
 Writes results/benchmarks/pruning_speed.{json,md,png} (``--out``/``--name`` change that). ``--save-checkpoints DIR``
 also writes every variant as a checkpoint, so that ``scripts/model_complexity.py`` times the same networks in ONNX
@@ -34,7 +35,7 @@ import torch
 
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet
 from vsrcompress.checkpoint import network_checkpoint, save_atomic
-from vsrcompress.pruning import count_complexity, prune_network
+from vsrcompress.pruning import PARTS, count_complexity, prune_network
 from vsrcompress.report.atomic_files import write_benchmark_result, write_figure
 
 ARCHS = {'basicvsr': BasicVSRNet, 'iconvsr': IconVSRNet}
@@ -57,7 +58,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--repeats', type=int, default=3, help='timed rounds over all variants')
     parser.add_argument('--warmup', type=int, default=1, help='untimed rounds first')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
-    parser.add_argument('--ratios', type=float, nargs='*', default=[0.25, 0.5, 0.75])
+    parser.add_argument('--ratios', type=ratio_target, nargs='*', default=['0.25', '0.5', '0.75'],
+                        help='width-removal variants: a ratio for every part, optionally followed by per-part '
+                             'overrides, e.g. 0.5,edvr=0.75')
     parser.add_argument('--mac-budget', type=float, default=0.25, help='0 leaves the budget variant out')
     parser.add_argument('--formats', nargs='+', choices=FORMATS, default=list(FORMATS),
                         help='memory formats to time (each variant in each)')
@@ -71,10 +74,23 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.quick:
         args.lq_size, args.repeats, args.warmup = [64, 112], 1, 1
-    if args.repeats < 1 or args.threads < 1 or any(not 0 < r < 1 for r in args.ratios) \
-            or not 0 <= args.mac_budget <= 1:
-        parser.error('repeats and threads >= 1, ratios in (0, 1), mac-budget in [0, 1]')
+    args.ratios = [ratio_target(r) if isinstance(r, str) else r for r in args.ratios]
+    if args.repeats < 1 or args.threads < 1 or not 0 <= args.mac_budget <= 1:
+        parser.error('repeats and threads >= 1, mac-budget in [0, 1]')
     return args
+
+
+def ratio_target(text: str) -> tuple[str, dict]:
+    """``'0.5'`` or ``'0.5,edvr=0.75'`` -> (label, per-part ratios), every ratio in (0, 1)."""
+    try:
+        first, *overrides = text.split(',')
+        ratios = {part: float(first) for part in PARTS}
+        ratios.update({part: float(value) for part, value in (item.split('=') for item in overrides)})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r}: expected R or R,PART=R,... (parts: {list(PARTS)})') from None
+    if set(ratios) - set(PARTS) or not all(0 < r < 1 for r in ratios.values()):
+        raise argparse.ArgumentTypeError(f'{text!r}: ratios must be in (0, 1), parts in {list(PARTS)}')
+    return ' '.join(['ratio', first, *overrides]).replace('=', ' '), ratios
 
 
 def arch_kwargs(args: argparse.Namespace) -> dict:
@@ -86,7 +102,7 @@ def build_variants(name: str, args: argparse.Namespace) -> list[dict]:
     torch.manual_seed(0)
     dense = ARCHS[name](**arch_kwargs(args)).eval()
     common = {'criterion': 'l1', 'round_to': 8, 'min_width': 8, 'reference_size': list(args.mac_size)}
-    targets = [(f'ratio {r:g}', {'ratio': r}) for r in args.ratios]
+    targets = [(label, {'ratio': ratios}) for label, ratios in args.ratios]
     if args.mac_budget:
         targets.append((f'MACs <= {args.mac_budget:g}', {'mac_budget': args.mac_budget}))
     variants = []
@@ -106,12 +122,12 @@ def build_variants(name: str, args: argparse.Namespace) -> list[dict]:
 
 
 def save_variants(name: str, variants: list[dict], args: argparse.Namespace) -> None:
-    """Each variant as a deployable checkpoint: ``dense``, ``ratio0.5``, ``mac0.25`` after the arch name."""
+    """Each variant as a deployable checkpoint: ``dense``, ``ratio0.5``, ``ratio0.5edvr0.75``, ``mac0.25``."""
     os.makedirs(args.save_checkpoints, exist_ok=True)
     arch = {'type': ARCHS[name].__name__, **arch_kwargs(args)}
     for variant in variants:
         report = variant['report']
-        slug = ('dense' if variant['label'] == 'dense' else f"ratio{report['config']['ratio']['trunk']:g}"
+        slug = ('dense' if variant['label'] == 'dense' else variant['label'].replace(' ', '')
                 if report['config'].get('ratio') else f"mac{report['config']['mac_budget']:g}")
         path = os.path.join(args.save_checkpoints, f'{name}_{slug}.pth')
         save_atomic(network_checkpoint(variant['net'], arch), path)

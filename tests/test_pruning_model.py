@@ -6,8 +6,9 @@ import torch
 from basicsr.models import build_model
 from conftest import as_parsed, read_train_log, torchrun, run_entry, tiny_train_options
 
-from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
+from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet
 from vsrcompress.checkpoint import build_network_from_checkpoint, network_checkpoint, save_atomic
+from vsrcompress.footage.demo import make_demo_footage
 
 ARCH = {'type': 'BasicVSRNet', 'num_feat': 16, 'num_block': 1}
 
@@ -88,3 +89,27 @@ def test_two_processes_end_with_the_same_pruned_network(tiny_footage, dense_chec
     assert 'Pruned weights identical on 2 ranks.' in log
     assert torch.load(exp / 'models' / 'net_g_2.pth', weights_only=True)['widths']['forward'] == 8
     assert os.path.isfile(exp / 'models' / 'net_g_latest.pth')
+
+
+def test_iconvsr_with_edvr_is_pruned_fine_tuned_and_rebuilt(tmp_path):
+    root = str(tmp_path / 'footage')
+    make_demo_footage(root, seed=0, train_clips=1, val_clips=1, num_frames=5, gt_height=256, gt_width=256,
+                      progress=False)
+    widths = {'upsample': [8, 8], 'hr': 8, 'spynet': [[4, 8, 4, 2]] * 6, 'edvr': 16}
+    arch = {'type': 'IconVSRNet', 'num_feat': 8, 'num_block': 1, 'widths': widths}
+    dense = str(tmp_path / 'iconvsr.pth')
+    torch.manual_seed(0)
+    save_atomic(network_checkpoint(IconVSRNet(num_feat=8, num_block=1, widths=widths), arch), dense)
+    opt = pruning_options(root, dense, 'prune_iconvsr', total_iter=2, ratio={'trunk': 0.5, 'edvr': 0.5}, steps=1)
+    del opt['pruning']['parts']
+    opt['network_g'] = dict(arch)
+    opt['datasets']['train']['num_frame'] = 5
+    run_entry('train.py', opt, tmp_path)
+
+    final = torch.load(tmp_path / 'experiments' / 'prune_iconvsr' / 'models' / 'net_g_2.pth', weights_only=True)
+    assert final['widths']['edvr'] == 8 and final['widths']['backward'] == 4
+    assert final['pruning']['removed_fraction'] == {'edvr': 0.5, 'trunk': 0.5}
+    net = build_network_from_checkpoint(str(tmp_path / 'experiments' / 'prune_iconvsr' / 'models' / 'net_g_2.pth'))
+    assert net.width_spec() == final['widths'] and net.edvr.pcd_align.cas_dcnpack.weight.shape == (8, 8, 3, 3)
+    with torch.no_grad():
+        assert net(torch.rand(1, 5, 3, 64, 64)).shape == (1, 5, 3, 256, 256)

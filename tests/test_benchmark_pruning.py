@@ -1,0 +1,48 @@
+"""scripts/benchmark_pruning.py on tiny networks: every variant timed and counted, per-part ratios, checkpoints that
+rebuild, torch-pruning's counter agreeing with the engine, a bad ratio refused before work."""
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+from vsrcompress.checkpoint import build_network_from_checkpoint
+
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'scripts', 'benchmark_pruning.py')
+TINY = ['--num-feat', '32', '--num-block', '1', '--lq-size', '64', '64', '--mac-size', '64', '64', '--frames', '5',
+        '--repeats', '1', '--warmup', '0', '--threads', '1', '--formats', 'contiguous', '--no-memory']
+
+
+def test_every_variant_is_timed_counted_and_saved(tmp_path):
+    cmd = [sys.executable, SCRIPT, '--archs', 'basicvsr', 'iconvsr', '--ratios', '0.5', '0.5,edvr=0.75',
+           '--mac-budget', '0.2', '--out', str(tmp_path), '--name', 'speed', '--save-checkpoints',
+           str(tmp_path / 'ckpt'), *TINY]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {p.name for p in tmp_path.iterdir()} == {'speed.json', 'speed.md', 'speed.png', 'ckpt'}
+    results = {r['arch']: r for r in json.loads((tmp_path / 'speed.json').read_text())['results']}
+    for arch, result in results.items():
+        rows = {r['variant']: r for r in result['rows']}
+        assert list(rows) == ['dense', 'ratio 0.5', 'ratio 0.5 edvr 0.75', 'MACs <= 0.2']
+        assert rows['dense']['mac_fraction'] == 1 and rows['dense']['speedup']['contiguous'] == 1
+        assert rows['MACs <= 0.2']['mac_fraction'] <= 0.2 < rows['ratio 0.5']['mac_fraction'] < 1
+        assert all(r['median_ms_per_frame']['contiguous'] > 0 for r in rows.values())
+        check = result['tp_counter_check']['MACs <= 0.2']
+        assert abs(check['counted'] - check['reported']) <= 1e-6 * check['counted']
+        for label, slug in (('dense', 'dense'), ('ratio 0.5 edvr 0.75', 'ratio0.5edvr0.75'), ('MACs <= 0.2', 'mac0.2')):
+            path = tmp_path / 'ckpt' / f'{arch}_{slug}.pth'
+            assert torch.load(path, weights_only=True)['widths'] == rows[label]['widths']
+            net = build_network_from_checkpoint(str(path))
+            assert sum(p.numel() for p in net.parameters()) == rows[label]['params']
+    icon = {r['variant']: r['widths'] for r in results['iconvsr']['rows']}
+    assert icon['ratio 0.5']['edvr'] == 16 and icon['ratio 0.5 edvr 0.75']['edvr'] == 8
+    assert icon['ratio 0.5']['backward'] == icon['ratio 0.5 edvr 0.75']['backward'] == 16
+    assert '| ratio 0.5 edvr 0.75 | 16/16, EDVR 8 |' in (tmp_path / 'speed.md').read_text()
+
+
+def test_bad_ratio_is_refused_before_work(tmp_path):
+    proc = subprocess.run([sys.executable, SCRIPT, '--ratios', '0.5,head=0.3', '--out', str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "argument --ratios: '0.5,head=0.3': ratios must be in (0, 1), parts in" in proc.stderr
+    assert not list(tmp_path.iterdir())

@@ -44,5 +44,6 @@ def test_every_variant_is_timed_counted_and_saved(tmp_path):
 def test_bad_ratio_is_refused_before_work(tmp_path):
     proc = subprocess.run([sys.executable, SCRIPT, '--ratios', '0.5,head=0.3', '--out', str(tmp_path)],
                           capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and "argument --ratios: '0.5,head=0.3': ratios must be in (0, 1), parts in" in proc.stderr
+    assert proc.returncode == 2
+    assert "argument --ratios: '0.5,head=0.3': ratios must be in (0, 1), parts in" in proc.stderr
     assert not list(tmp_path.iterdir())

@@ -167,7 +167,7 @@ def _spynet_groups(net: nn.Module) -> list[ChannelGroup]:
 
 
 def _edvr_groups(net: nn.Module, backward_width: int, forward_width: int) -> list[ChannelGroup]:
-    """The channel spaces of IconVSR's EDVR feature extractor (basicsr's layout), all of today's width."""
+    """The channel spaces of IconVSR's EDVR feature extractor (basicsr's layout), all of the EDVR's current width."""
     e, pcd, tsa = 'edvr.', 'edvr.pcd_align.', 'edvr.fusion.'
     width = _require(net, e + 'conv_first', 'EDVR first conv').out_channels
     frames = net.get_submodule(tsa + 'feat_fusion').in_channels // width

@@ -105,16 +105,16 @@ def plan_at(groups: list[ChannelGroup], scores: dict[str, torch.Tensor], dense: 
 def ratio_candidates(groups: list[ChannelGroup], dense: dict[str, int], ranking: str, round_to: int) -> list[float]:
     """Ratios in [0, 1) at which the plan can change, ascending; the last one brings every group to its floor.
 
-    Uniform: a group's kept width drops to ``j * round_to`` exactly at ratio ``1 - j*round_to/dense``.
-    Global: a part's total changes every ``1/total`` of ratio.
+    Uniform (and the EDVR part): a group's kept width drops to ``j * step`` exactly at ratio ``1 - j*step/dense``,
+    with ``step`` the part's rounding (``part_round_to``). Global: a part's total changes every ``1/total`` of ratio.
     """
     steps = part_round_to(groups, round_to)
-    uniform = [g for g in groups if ranking == 'uniform' or g.part in SINGLE_WIDTH_PARTS]
-    cuts = {1 - j * steps[g.part] / dense[g.name] for g in uniform
+    uniform = {g.name for g in groups if ranking == 'uniform' or g.part in SINGLE_WIDTH_PARTS}
+    cuts = {1 - j * steps[g.part] / dense[g.name] for g in groups if g.name in uniform
             for j in range(1, math.ceil(dense[g.name] / steps[g.part]))}
     totals: dict[str, int] = {}
     for g in groups:
-        if g not in uniform:
+        if g.name not in uniform:
             totals[g.part] = totals.get(g.part, 0) + dense[g.name]
     cuts |= {k / total for total in totals.values() for k in range(1, total)}
     return sorted({0.0, *(c for c in cuts if 0 < c < 1)})

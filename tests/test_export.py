@@ -1,4 +1,5 @@
-"""ONNX export: FP32 graphs match PyTorch in ONNX Runtime (dense, pruned, dynamic sizes, IconVSR), FP16 graphs
+"""ONNX export: FP32 graphs match PyTorch in ONNX Runtime (dense, pruned, dynamic sizes, IconVSR with dense or
+pruned EDVR), FP16 graphs
 are FP16 throughout, and bad requests fail clearly. Tiny networks, CPU."""
 import copy
 import json
@@ -14,6 +15,7 @@ from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet
 from vsrcompress.checkpoint import network_checkpoint, save_atomic
 from vsrcompress.export import (OnnxMismatchError, TensorRTUnavailableError, build_tensorrt_engine, check_onnx,
                                 export_onnx, float_tensor_types, read_graph_spec, tensorrt_unavailable_reason)
+from vsrcompress.pruning import prune_network
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIGHT_ATOL = 1e-5
@@ -85,13 +87,17 @@ def test_fp16_graph_is_fp16_and_close_to_pytorch(tmp_path):
     assert match.psnr_db > 55, match
 
 
-def test_iconvsr_exports_with_deformconv_and_matches(tmp_path):
+@pytest.mark.parametrize('edvr_pruned', [False, True], ids=['dense', 'edvr-pruned'])
+def test_iconvsr_exports_with_deformconv_and_matches(tmp_path, edvr_pruned):
     torch.manual_seed(0)
     net = IconVSRNet(num_feat=8, num_block=1, keyframe_stride=5,
-                     widths={'spynet': SMALL_SPYNET, 'upsample': [8, 8], 'hr': 8})
+                     widths={'spynet': SMALL_SPYNET, 'upsample': [8, 8], 'hr': 8, 'edvr': 16 if edvr_pruned else 8})
     for name, module in net.named_modules():
         if name.endswith('conv_offset'):  # zero-initialised: give the DCNs real offsets to sample with
             torch.nn.init.normal_(module.weight, std=0.05)
+    if edvr_pruned:  # one channel per deformable group left
+        prune_network(net, {'ratio': {'edvr': 0.5}, 'round_to': 4, 'min_width': 4, 'reference_size': [40, 40]})
+        assert net.width_spec()['edvr'] == 8
     path = str(tmp_path / 'icon.onnx')
     spec = export_onnx(net, path, frames=6, height=40, width=40)
     assert spec.opset == 19

@@ -1,6 +1,5 @@
 """ONNX export: FP32 graphs match PyTorch in ONNX Runtime (dense, pruned, dynamic sizes, IconVSR with dense or
-pruned EDVR), FP16 graphs
-are FP16 throughout, and bad requests fail clearly. Tiny networks, CPU."""
+pruned EDVR), FP16 graphs are FP16 throughout, and bad requests fail clearly. Tiny networks, CPU."""
 import copy
 import json
 import os

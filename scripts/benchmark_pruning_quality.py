@@ -7,8 +7,9 @@ The pruning engine runs directly on the network (no BasicSR model, no YAML):
 1. Teacher: the checkpoint's dense network, frozen, and bicubic upsampling, on the whole validation clips (BasicSR's
    ``calculate_psnr``/``calculate_ssim`` on 8-bit RGB, the mean of clip means, as ``vsrcompress.recipe.clip_quality``
    measures the recipe's report).
-2. Pruned: a copy with ``--ratio`` of the channels of every part removed (trunk, blocks, tail, SpyNet; ``--criterion``,
-   uniform ranking, round_to 4, min_width 4, MACs counted at ``--reference-size``: the demo recipe's prune stage).
+2. Pruned: a copy with ``--ratio`` of the channels of every part removed (trunk, blocks, tail, SpyNet, IconVSR's EDVR;
+   ``--criterion``, uniform ranking, round_to 4, min_width 4, MACs counted at ``--reference-size``: the demo recipe's
+   prune stage).
 3. Two fine-tunes of that same pruned copy for ``--iters`` steps, interleaved on the same batches (one step of each on
    every batch, so both see identical data): plain (Charbonnier to GT) and KD (Charbonnier to GT + ``--distill-weight``
    x Charbonnier to the frozen teacher's output, as ``DistillVSRModel``). Batches come from ``FootageRecurrentDataset``
@@ -47,7 +48,8 @@ from vsrcompress.export import load_deployable_network
 from vsrcompress.export.cli_options import add_arch_arguments, network_options
 from vsrcompress.feature_distillation import feature_distill_loss, recorded_outputs
 from vsrcompress.footage import layout
-from vsrcompress.pruning import CRITERIA, PruningConfig, count_complexity, parse_pruning_config, prune_network
+from vsrcompress.models.recurrent_vsr_model import FLOW_PARTS
+from vsrcompress.pruning import CRITERIA, PARTS, PruningConfig, count_complexity, parse_pruning_config, prune_network
 from vsrcompress.pruning.complexity import clip_lengths
 from vsrcompress.recipe.clip_quality import BicubicUpsampler, clip_quality
 from vsrcompress.report.atomic_files import write_benchmark_result, write_figure
@@ -79,7 +81,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help='steps between two PSNR measurements of the curves (default 50)')
     parser.add_argument('--lr', type=float, default=5e-4, help='Adam learning rate (default 5e-4, the demo\'s)')
     parser.add_argument('--flow-lr-mul', type=float, default=0.125,
-                        help='learning-rate factor of SpyNet (default 0.125, the demo\'s train.flow_lr_mul)')
+                        help='learning-rate factor of SpyNet and EDVR (default 0.125, the demo\'s train.flow_lr_mul)')
     parser.add_argument('--distill-weight', type=float, default=1.0,
                         help='weight of the loss to the teacher in KD fine-tuning (default 1, the demo\'s)')
     parser.add_argument('--feature-distill-weight', type=float, default=0.0,
@@ -134,7 +136,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def pruning_config(args: argparse.Namespace) -> PruningConfig:
     """The demo recipe's prune stage with this run's ratio, criterion and reference size (errors name the key)."""
     return parse_pruning_config({'criterion': args.criterion, 'ratio': args.ratio,
-                                 'parts': ['trunk', 'blocks', 'tail', 'spynet'],
+                                 'parts': list(PARTS),
                                  'reference_size': list(args.reference_size), 'round_to': 4, 'min_width': 4,
                                  'steps': 1})
 
@@ -218,8 +220,8 @@ class FineTune:
         self.net, self.teacher = net.train().requires_grad_(True), teacher
         self.distill_weight, self.feature_weight = args.distill_weight, feature_weight
         self.hidden_states = HIDDEN_STATES if feature_weight else []
-        flow = [p for n, p in net.named_parameters() if 'spynet' in n]
-        other = [p for n, p in net.named_parameters() if 'spynet' not in n]
+        flow = [p for n, p in net.named_parameters() if any(part in n for part in FLOW_PARTS)]
+        other = [p for n, p in net.named_parameters() if not any(part in n for part in FLOW_PARTS)]
         groups = [{'params': other, 'lr': args.lr}, {'params': flow, 'lr': args.lr * args.flow_lr_mul}]
         self.optimizer = torch.optim.Adam([g for g in groups if g['params']], betas=(0.9, 0.99), weight_decay=0)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=args.iters, eta_min=ETA_MIN)

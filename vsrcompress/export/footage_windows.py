@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 
 def footage_test_dataset(root: str, split: str, scale: int, frames: int | None = None) -> 'FootageTestDataset':
-    """One split of a footage dataset as ``FootageTestDataset``: whole clips, or consecutive ``frames``-frame windows."""
+    """One split of a footage dataset as ``FootageTestDataset``: whole clips, or consecutive ``frames``-frame
+    windows."""
     from vsrcompress.data.footage_dataset import FootageTestDataset  # a basicsr dataset: imported when used
 
     if split not in layout.SPLITS:

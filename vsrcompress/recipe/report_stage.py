@@ -82,7 +82,8 @@ def report_markdown(plan: RecipePlan, rows: list[dict], quality: dict, width: in
              '| model | params (M) | GMACs/frame | checkpoint (MB) | ONNX Runtime CPU ms/frame (graph) | peak MiB | '
              'PyTorch CPU ms/frame | PSNR (dB) | SSIM |',
              '|---|---|---|---|---|---|---|---|---|',
-             f'| bicubic | - | - | - | - | - | - | {quality["bicubic"]["psnr"]:.2f} | {quality["bicubic"]["ssim"]:.4f} |']
+             f'| bicubic | - | - | - | - | - | - | {quality["bicubic"]["psnr"]:.2f} | '
+             f'{quality["bicubic"]["ssim"]:.4f} |']
     for row in rows:
         q, latency = quality[row['name']], row['latency_ms_per_frame']
         lines.append(f'| {row["name"]} | {row["params"] / 1e6:.3f} | {row["macs_per_frame"] / 1e9:.3f} | '

@@ -58,7 +58,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--repeats', type=int, default=3, help='timed rounds over all variants')
     parser.add_argument('--warmup', type=int, default=1, help='untimed rounds first')
     parser.add_argument('--threads', type=int, default=torch.get_num_threads())
-    parser.add_argument('--ratios', type=ratio_target, nargs='*', default=['0.25', '0.5', '0.75'],
+    parser.add_argument('--ratios', type=ratio_target, nargs='*',
+                        default=[ratio_target(r) for r in ('0.25', '0.5', '0.75')],
                         help='width-removal variants: a ratio for every part, optionally followed by per-part '
                              'overrides, e.g. 0.5,edvr=0.75')
     parser.add_argument('--mac-budget', type=float, default=0.25, help='0 leaves the budget variant out')
@@ -74,7 +75,6 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.quick:
         args.lq_size, args.repeats, args.warmup = [64, 112], 1, 1
-    args.ratios = [ratio_target(r) if isinstance(r, str) else r for r in args.ratios]
     if args.repeats < 1 or args.threads < 1 or not 0 <= args.mac_budget <= 1:
         parser.error('repeats and threads >= 1, mac-budget in [0, 1]')
     return args

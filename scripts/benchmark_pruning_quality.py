@@ -44,7 +44,7 @@ from torch import nn
 import vsrcompress  # noqa: F401  (registers the archs and makes basicsr importable: before any basicsr import)
 from basicsr.losses.basic_loss import CharbonnierLoss  # after vsrcompress, on purpose
 from vsrcompress.data.footage_dataset import FootageRecurrentDataset, FootageTestDataset
-from vsrcompress.export import load_deployable_network
+from vsrcompress.export import footage_options, footage_test_dataset, load_deployable_network
 from vsrcompress.export.cli_options import add_arch_arguments, network_options
 from vsrcompress.feature_distillation import feature_distill_loss, recorded_outputs
 from vsrcompress.footage import layout
@@ -141,13 +141,6 @@ def pruning_config(args: argparse.Namespace) -> PruningConfig:
                                  'steps': 1})
 
 
-def footage_options(root: str, split: str, scale: int) -> dict:
-    return {'name': f'{os.path.basename(os.path.normpath(root))}_{split}', 'scale': scale,
-            'dataroot_gt': layout.split_dir(root, split, layout.GT_DIR),
-            'dataroot_lq': layout.split_dir(root, split, layout.LQ_DIR),
-            'meta_info_file': layout.meta_info_path(root, split), 'io_backend': {'type': 'disk'}}
-
-
 def load_inputs(args: argparse.Namespace) -> tuple[nn.Module, FootageRecurrentDataset, FootageTestDataset]:
     """The frozen teacher, the training windows and the validation clips; bad files fail here, before any work."""
     try:
@@ -168,7 +161,7 @@ def load_inputs(args: argparse.Namespace) -> tuple[nn.Module, FootageRecurrentDa
             **footage_options(args.footage, 'train', scale), 'num_frame': args.frames, 'gt_size': args.gt_size,
             'interval_list': [1], 'random_reverse': False, 'use_hflip': True, 'use_rot': True,
             'batch_size_per_gpu': args.batch})
-        val_set = FootageTestDataset(footage_options(args.footage, 'val', scale))
+        val_set = footage_test_dataset(args.footage, 'val', scale)
     except (ValueError, KeyError, FileNotFoundError) as err:
         raise SystemExit(f'--footage/--frames/--gt-size: {err}') from err
     return teacher, train_set, val_set

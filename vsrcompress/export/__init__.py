@@ -4,7 +4,7 @@ Plain PyTorch/onnx/onnxruntime; takes any BasicVSRNet/IconVSRNet module (dense, 
 docs/deploy.md.
 """
 from vsrcompress.export.deployable_network import DeployableNetwork, load_deployable_network
-from vsrcompress.export.footage_windows import footage_test_dataset, read_footage_windows
+from vsrcompress.export.footage_windows import footage_options, footage_test_dataset, read_footage_windows
 from vsrcompress.export.fp16_graph import convert_graph_to_fp16, float_tensor_types
 from vsrcompress.export.int8_network import ConvInt8, conv_int8_table, quantizers_bypassed, require_int8_network
 from vsrcompress.export.onnx_check import (DEFAULT_FP32_ATOL, DEFAULT_INT8_MIN_PSNR, OnnxMatch, OnnxMismatchError,
@@ -22,7 +22,8 @@ __all__ = [
     'OnnxMismatchError',
     'OrtInt8Report', 'QdqCoverage', 'TensorRTUnavailableError', 'build_tensorrt_engine', 'check_onnx',
     'compare_with_torch', 'conv_int8_table', 'convert_graph_to_fp16', 'export_onnx', 'float_tensor_types',
-    'footage_test_dataset', 'integer_kernel_summary', 'load_deployable_network', 'ort_optimized_ops', 'output_psnr',
+    'footage_options', 'footage_test_dataset', 'integer_kernel_summary', 'load_deployable_network',
+    'ort_optimized_ops', 'output_psnr',
     'place_ort_int8_qdq', 'qdq_coverage', 'quantizers_bypassed', 'read_engine_spec', 'read_footage_windows',
     'read_graph_spec',
     'read_int8_placement', 'require_int8_network', 'require_tensorrt', 'tensorrt_unavailable_reason',

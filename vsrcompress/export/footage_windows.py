@@ -15,19 +15,24 @@ if TYPE_CHECKING:
     from vsrcompress.data.footage_dataset import FootageTestDataset
 
 
+def footage_options(root: str, split: str, scale: int) -> dict:
+    """The dataset options (paths, name, disk I/O) of one split of a footage dataset, for our footage datasets."""
+    if split not in layout.SPLITS:
+        raise ValueError(f'split: {split!r} is not a footage split; allowed: {list(layout.SPLITS)}')
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f'clips: {root} is not a folder (a footage dataset from scripts/prepare_footage.py).')
+    return {'name': f'{os.path.basename(os.path.normpath(root))}_{split}', 'scale': scale,
+            'dataroot_gt': layout.split_dir(root, split, layout.GT_DIR),
+            'dataroot_lq': layout.split_dir(root, split, layout.LQ_DIR),
+            'meta_info_file': layout.meta_info_path(root, split), 'io_backend': {'type': 'disk'}}
+
+
 def footage_test_dataset(root: str, split: str, scale: int, frames: int | None = None) -> 'FootageTestDataset':
     """One split of a footage dataset as ``FootageTestDataset``: whole clips, or consecutive ``frames``-frame
     windows."""
     from vsrcompress.data.footage_dataset import FootageTestDataset  # a basicsr dataset: imported when used
 
-    if split not in layout.SPLITS:
-        raise ValueError(f'split: {split!r} is not a footage split; allowed: {list(layout.SPLITS)}')
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f'clips: {root} is not a folder (a footage dataset from scripts/prepare_footage.py).')
-    opt = {'name': f'{os.path.basename(os.path.normpath(root))}_{split}', 'scale': scale,
-           'dataroot_gt': layout.split_dir(root, split, layout.GT_DIR),
-           'dataroot_lq': layout.split_dir(root, split, layout.LQ_DIR),
-           'meta_info_file': layout.meta_info_path(root, split), 'io_backend': {'type': 'disk'}}
+    opt = footage_options(root, split, scale)
     return FootageTestDataset(opt if frames is None else {**opt, 'num_frame': frames})
 
 

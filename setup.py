@@ -24,6 +24,7 @@ setup(
         'lmdb',
         'onnx',
         'onnxruntime',
+        'openvino',
         'opencv-python-headless',
         'scikit-image',
         'matplotlib',

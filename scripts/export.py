@@ -1,5 +1,5 @@
 """Export a vsrcompress (dense, pruned, INT8) or official BasicSR checkpoint to ONNX, check it in ONNX Runtime,
-optionally build a TensorRT engine.
+optionally build a TensorRT engine; or to an OpenVINO IR for CPUs (``--format openvino``), checked in OpenVINO.
 
 Usage::
 
@@ -10,6 +10,10 @@ Usage::
         --width 320 --precision int8-ort --calib-clips datasets/demo
     python scripts/export.py --checkpoint net_g_int8.pth --output basicvsr_t9_int8_trt.onnx --frames 9 --dynamic \\
         --precision int8-trt --trt
+    python scripts/export.py --checkpoint pruned.pth --output basicvsr_t9.xml --frames 9 --height 180 --width 320 \\
+        --format openvino --inference-precision bf16
+    python scripts/export.py --checkpoint net_g_int8.pth --output basicvsr_t9_int8.xml --frames 9 --height 180 \\
+        --width 320 --precision int8-trt --format openvino --inference-precision f32 --calib-clips datasets/demo
     python scripts/export.py --checkpoint BasicVSR_REDS4-543c8261.pth --arch BasicVSRNet \\
         --arch-opt num_feat=64 --arch-opt num_block=30 --output basicvsr.onnx --frames 9 --height 180 --width 320
 
@@ -18,6 +22,11 @@ The FP32 check (default on) fails the export when ONNX Runtime differs from PyTo
 graphs (from INT8 checkpoints, format vsrcompress-int8/1) must reach ``--min-int8-psnr`` against the fake-quantized
 PyTorch network. ``int8-ort`` needs measured conv output ranges: from the checkpoint, or measured here on
 ``--calib-clips`` (the footage the network was calibrated on).
+
+``--format openvino`` converts the graph of ``--precision`` (fp32, int8-trt or int8-ort) into ``<output>.xml`` +
+``.bin`` and records ``--inference-precision`` (f32 or bf16, required: OpenVINO would otherwise pick BF16 by itself
+on CPUs that have it) for the OpenVINO backend. The check runs the IR in f32 and, where the CPU has BF16, in bf16,
+and prints both: the PSNR cost of BF16 is measured, never assumed.
 """
 import argparse
 import json
@@ -27,11 +36,16 @@ import sys
 from dataclasses import asdict
 
 import vsrcompress  # noqa: F401  (registers the archs with basicsr)
+from vsrcompress.cli import refuse_output_over_inputs
+from vsrcompress.inference.frame_sink import check_writable_folder
 from vsrcompress.export import (DEFAULT_FP32_ATOL, DEFAULT_INT8_MIN_PSNR, INT8_PRECISIONS, PRECISIONS,
                                 OnnxMismatchError, build_tensorrt_engine, check_onnx, export_onnx,
                                 integer_kernel_summary, load_deployable_network, ort_optimized_ops, qdq_coverage,
                                 read_footage_windows, read_int8_placement, tensorrt_unavailable_reason)
 from vsrcompress.export.cli_options import add_arch_arguments, network_options
+from vsrcompress.export.openvino_check import export_checked_openvino
+from vsrcompress.export.openvino_export import OPENVINO_GRAPH_PRECISIONS
+from vsrcompress.export.openvino_runtime import INFERENCE_PRECISIONS, check_inference_precision
 from vsrcompress.quantization import QuantConfig
 from vsrcompress.quantization.output_ranges import calibrate_output_ranges
 
@@ -41,7 +55,11 @@ DYNAMIC_TRACE_SIZE = 64
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--checkpoint', required=True, help='vsrcompress checkpoint (dense, pruned, INT8) or official')
-    parser.add_argument('--output', required=True, help='ONNX file to write')
+    parser.add_argument('--output', required=True, help='ONNX file to write (.xml with --format openvino)')
+    parser.add_argument('--format', choices=('onnx', 'openvino'), default='onnx',
+                        help='onnx (default) or openvino: an OpenVINO IR (.xml + .bin) for Intel/AMD CPUs')
+    parser.add_argument('--inference-precision', choices=INFERENCE_PRECISIONS,
+                        help='--format openvino (required): f32 or bf16, what OpenVINO runs the float layers in')
     parser.add_argument('--frames', type=int, required=True, help='window length T (interval + 2 * overlap)')
     parser.add_argument('--height', type=int, help='LR input height (the fixed size; trace/check size if --dynamic)')
     parser.add_argument('--width', type=int, help='LR input width')
@@ -76,6 +94,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.trt and args.precision == 'int8-ort':
         parser.error('--trt: TensorRT builds INT8 engines from --precision int8-trt graphs (int8-ort is for ONNX '
                      'Runtime on CPUs)')
+    if args.format == 'openvino':
+        if args.inference_precision is None:
+            parser.error('--format openvino needs --inference-precision f32 or bf16 (bf16: faster on CPUs with '
+                         'AVX512-BF16 or AMX; the check prints its PSNR cost against f32)')
+        if args.precision not in OPENVINO_GRAPH_PRECISIONS:
+            parser.error(f'--format openvino takes --precision {"/".join(OPENVINO_GRAPH_PRECISIONS)}, not '
+                         f'{args.precision} (choose --inference-precision instead of an FP16 graph)')
+        if args.trt:
+            parser.error('--trt builds TensorRT engines from ONNX graphs; it does not apply to --format openvino')
+        if not args.output.endswith('.xml'):
+            parser.error(f'--output: an OpenVINO IR is an .xml file (weights in .bin beside it), got {args.output}')
+    elif args.inference_precision:
+        parser.error('--inference-precision applies to --format openvino only')
     if args.calib_clips and not os.path.isdir(args.calib_clips):
         parser.error(f'--calib-clips: {args.calib_clips} is not a folder')
     if args.height is None or args.width is None:
@@ -83,6 +114,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error('--height and --width are required unless --dynamic')
         args.height = args.height or DYNAMIC_TRACE_SIZE
         args.width = args.width or DYNAMIC_TRACE_SIZE
+    stem = os.path.splitext(args.output)[0]
+    outputs = [args.output, args.report, stem + '.engine' if args.trt else None,
+               stem + '.bin' if args.format == 'openvino' else None]
+    try:
+        refuse_output_over_inputs(outputs, [args.checkpoint], '--output/--report', '--checkpoint')
+        if args.report:  # checked now, not after minutes of exporting
+            check_writable_folder(args.report)
+    except ValueError as err:
+        parser.error(str(err))
     return args
 
 
@@ -104,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         reason = tensorrt_unavailable_reason()
         if reason:
             print(f'note: --trt: the TensorRT engine will not be built: {reason}.', file=sys.stderr)
+    if args.format == 'openvino':
+        check_inference_precision(args.inference_precision)  # bf16 on a CPU without it: say so before loading
     loaded = load_deployable_network(args.checkpoint, network_options(args.arch, args.arch_opt), args.param_key)
     int8 = args.precision in INT8_PRECISIONS
     if int8 and not loaded.int8:
@@ -119,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             ranges = calibrate_output_ranges(net, (w['lq'] for w in windows), config)
             print(f'measured {len(ranges)} conv output ranges ({config.calibrator}) on {len(windows)} windows of '
                   f'{args.calib_clips} ({args.calib_split})')
+    if args.format == 'openvino':
+        return openvino_main(args, net, ranges, windows)
     spec = export_onnx(net, args.output, args.frames, args.height, args.width, dynamic=args.dynamic,
                        precision=args.precision, opset=args.opset, conv_output_range=ranges,
                        float_output_layers=args.float_output)
@@ -142,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         for m in matches:
             psnr = 'inf' if math.isinf(m.psnr_db) else f'{m.psnr_db:.1f}'
             print(f'{m.width:>4}x{m.height:<5} {m.max_abs_error:>12.3g} {psnr:>8} {m.torch_seconds:>8.2f} '
-                  f'{m.onnxruntime_seconds:>8.2f}')
+                  f'{m.engine_seconds:>8.2f}')
         report['checks'] = [asdict(m) for m in matches]
     if args.trt:
         reason = tensorrt_unavailable_reason()
@@ -157,6 +201,35 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         with open(args.report, 'w') as f:
             json.dump(report, f, indent=2, default=str)
+    return 0
+
+
+def openvino_main(args: argparse.Namespace, net, ranges, windows: list[dict]) -> int:
+    """``--format openvino``: export, convert, check (f32 and bf16 where supported); print the table."""
+    clips = check_clips(windows, args.height, args.width, args.dynamic) if windows else None
+    try:
+        record = export_checked_openvino(net, args.output, args.frames, args.height, args.width,
+                                         args.inference_precision, args.precision, args.dynamic, ranges,
+                                         args.float_output, args.check, clips, args.atol, args.min_int8_psnr)
+    except OnnxMismatchError as err:
+        print(f'error: {err}\nThe IR was moved to {args.output[:-4]}.mismatch.xml/.bin.', file=sys.stderr)
+        return 1
+    spec = record['graph']
+    size = 'dynamic' if spec['height'] is None else f'{spec["width"]}x{spec["height"]}'
+    print(f'wrote {args.output} (+ .bin): {spec["arch"]} x{spec["scale"]}, {spec["frames"]} frames, {size}, '
+          f'{spec["precision"]} graph, OpenVINO inference precision {args.inference_precision}; convolutions by '
+          f'runtime precision: {record["kernels"]["convolutions_by_precision"]}')
+    if record['checks']:
+        against = 'fake-quantized PyTorch' if args.precision in INT8_PRECISIONS else 'PyTorch FP32'
+        print(f"{'input':>10} {'precision':>9} {'max abs err':>12} {'PSNR dB':>8} {'torch s':>8} {'OV s':>8}   "
+              f"(vs {against}, {'footage' if clips else 'random'} clip)")
+        for m in record['checks']:
+            psnr = 'inf' if math.isinf(m['psnr_db']) else f'{m["psnr_db"]:.1f}'
+            print(f"{m['width']:>4}x{m['height']:<5} {m['inference_precision']:>9} {m['max_abs_error']:>12.3g} "
+                  f"{psnr:>8} {m['torch_seconds']:>8.2f} {m['engine_seconds']:>8.2f}")
+    if args.report:
+        with open(args.report, 'w') as f:
+            json.dump({'checkpoint': args.checkpoint, **record}, f, indent=2, default=str)
     return 0
 
 

@@ -16,6 +16,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a clean checkout
 
 from vsrcompress.footage import DegradationConfig, prepare_footage  # noqa: E402  (also registers basicsr parts)
+from vsrcompress.cli import refuse_output_over_inputs  # noqa: E402
 from vsrcompress.footage.degradations import VIDEO_CODECS  # noqa: E402
 
 
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     try:
+        refuse_output_over_inputs([args.output], args.input, output_is_folder=True)
         degradation = DegradationConfig(blur_sigma=range_arg(args.blur_sigma, '--blur-sigma', parser),
                                         noise_sigma=range_arg(args.noise_sigma, '--noise-sigma', parser),
                                         jpeg_quality=range_arg(args.jpeg_quality, '--jpeg-quality', parser),

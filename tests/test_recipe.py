@@ -90,6 +90,8 @@ def test_recipe_runs_every_stage_and_resumes_inside_each(tiny_footage, tmp_path)
     exports = json.loads((folder / 'deploy' / 'export.json').read_text())
     assert [e['precision'] for e in exports] == ['fp32', 'int8-ort', 'int8-trt']
     assert all(os.path.isfile(e['onnx']) and e['checks'] for e in exports)
+    assert all(os.path.isfile(e['openvino']['xml']) and e['openvino']['inference_precision'] == 'f32'
+               and e['openvino']['checks'] for e in exports)
     report = json.loads((folder / 'report' / 'report.json').read_text())
     assert [r['name'] for r in report['complexity']] == ['dense', 'pruned', 'pruned INT8']
     macs = [r['macs_per_frame'] for r in report['complexity']]
@@ -97,7 +99,12 @@ def test_recipe_runs_every_stage_and_resumes_inside_each(tiny_footage, tmp_path)
     assert set(report['quality']) == {'bicubic', 'dense', 'pruned', 'pruned INT8'}
     assert all(len(frames['psnr']) == 4 for q in report['quality'].values() for frames in q['per_frame'].values())
     page = (folder / 'report' / 'report.md').read_text()
-    assert page.count('\n| ') == 5 and '![per-frame PSNR](per_frame_psnr.png)' in page  # header + 4 rows
+    assert all(r['latency_ms_per_frame']['openvino-cpu-f32'] > 0 for r in report['complexity'])
+    deployed = report['openvino_quality']  # the compressed networks as OpenVINO runs them, vs PyTorch
+    assert set(deployed) == {'pruned', 'pruned INT8'} and deployed['pruned INT8']['graph'] == 'int8-trt'
+    assert abs(deployed['pruned']['psnr_minus_pytorch']) < 0.01 and abs(deployed['pruned INT8']['psnr_minus_pytorch']) < 0.5
+    # header + 4 rows, then the OpenVINO quality table: header + 2 rows
+    assert page.count('\n| ') == 8 and '![per-frame PSNR](per_frame_psnr.png)' in page
     for png in ('per_frame_psnr.png', 'complexity.png'):
         assert cv2.imread(str(folder / 'report' / png)) is not None
     assert 'recipe tiny_recipe finished' in out and 'report/report.md' in out

@@ -39,6 +39,18 @@ def save_atomic(obj: object, path: str) -> None:
         raise
 
 
+def torch_load_failure(err: Exception) -> str:
+    """What a failed ``torch.load(..., weights_only=True)`` means for a user, without torch's advice to turn the
+    safety off (``weights_only=False`` would run whatever the file holds)."""
+    text = str(err)
+    if 'Unsupported global' in text or 'Unsupported class' in text:
+        return 'it holds Python objects, which are never unpickled (only plain tensors, numbers and strings)'
+    if ('zip archive' in text or 'magic number' in text or 'Weights only load failed' in text
+            or isinstance(err, (EOFError, UnicodeDecodeError))):
+        return 'truncated, damaged or not a PyTorch file'
+    return text.strip().splitlines()[0] if text.strip() else type(err).__name__
+
+
 def load_checkpoint(path: str, option_key: str = 'checkpoint') -> dict:
     """Load a plain-data checkpoint on CPU, naming the option key and file when it cannot be read."""
     if not os.path.isfile(path):
@@ -46,7 +58,8 @@ def load_checkpoint(path: str, option_key: str = 'checkpoint') -> dict:
     try:
         ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as err:  # truncated file, pickled modules, not a torch file at all
-        raise ValueError(f'{option_key}: {path} is not a loadable plain-data checkpoint: {err}') from err
+        raise ValueError(f'{option_key}: {path} is not a loadable plain-data checkpoint: '
+                         f'{torch_load_failure(err)}.') from err
     if not isinstance(ckpt, Mapping):
         raise ValueError(f'{option_key}: {path} holds a {type(ckpt).__name__}, expected a dict.')
     return ckpt

@@ -6,8 +6,11 @@ by overriding a method lives in our own model classes instead (see ``vsrcompress
 """
 import argparse
 import os
+import shutil
 import sys
 import types
+from collections import OrderedDict
+from collections.abc import Callable
 from os import path as osp
 
 import torch
@@ -76,28 +79,148 @@ def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
     print(f'Distributed: {backend} backend, rank {dist.get_rank()} of {dist.get_world_size()}.', flush=True)
 
 
-def load_resume_state(opt: dict) -> dict | None:
-    """Find and load the training state to resume from, onto CPU memory.
+class _OrderedSafeLoader(yaml.SafeLoader):
+    """Plain YAML only (no ``!!python/...`` tags that build objects or run code), mappings as OrderedDict."""
 
-    basicsr's version maps tensors with ``torch.cuda.current_device()`` (fails without CUDA) and looks
-    for ``experiments/`` relative to the working directory instead of the experiment root.
+
+_OrderedSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                   lambda loader, node: OrderedDict(loader.construct_pairs(node)))
+
+
+class _OrderedDumper(yaml.SafeDumper):
+    """Writes OrderedDicts as plain mappings."""
+
+
+_OrderedDumper.add_representer(OrderedDict, lambda dumper, data: dumper.represent_dict(data.items()))
+
+
+def ordered_yaml() -> tuple[type, type]:
+    """basicsr's ``ordered_yaml`` with a safe loader: its own uses ``yaml.Loader``, which runs code in option files."""
+    return _OrderedSafeLoader, _OrderedDumper
+
+
+class OptionFileError(ValueError):
+    """The ``-opt`` file is missing or is not a plain YAML option file."""
+
+
+def _option_file_error(path: str, err: yaml.YAMLError) -> OptionFileError:
+    mark = getattr(err, 'problem_mark', None) or getattr(err, 'context_mark', None)
+    where = f' (line {mark.line + 1}, column {mark.column + 1})' if mark is not None else ''
+    problem = getattr(err, 'problem', None) or str(err).splitlines()[0]
+    hint = (' Option files are read as plain YAML: Python tags are refused.' if 'constructor for the tag' in problem
+            else '')
+    return OptionFileError(f'-opt {path}: {problem}{where}.{hint}')
+
+
+def _load_training_state(path: str) -> dict:
+    """A ``.state`` file as plain data: ``weights_only=True`` explicitly, so no environment setting
+    (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``) turns loading into running a planted pickle. BasicSR's states (epoch,
+    iter, optimizer and scheduler state dicts; Counter milestones included) load as they are."""
+    from vsrcompress.checkpoint import torch_load_failure
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # noqa: BLE001  (truncated zip, foreign pickle, refused global: all unusable)
+        raise ValueError(f'{path}: not a usable training state ({torch_load_failure(err)}).') from err
+    if not isinstance(state, dict) or not {'iter', 'epoch', 'optimizers', 'schedulers'} <= set(state):
+        raise ValueError(f'{path}: not a training state (no iter/epoch/optimizers/schedulers).')
+    return state
+
+
+def load_resume_state(opt: dict) -> dict | None:
+    """Find and load the training state to resume from, onto CPU memory, as plain data.
+
+    basicsr's version maps tensors with ``torch.cuda.current_device()`` (fails without CUDA), looks for
+    ``experiments/`` relative to the working directory instead of the experiment root, and unpickles with torch's
+    default. ``--auto_resume`` skips a newest state that cannot be loaded (killed mid-write, damaged, refused)
+    with a warning naming it, and resumes from the newest intact one.
     """
     from basicsr.utils import check_resume, scandir
     resume_path = opt['path'].get('resume_state')
+    state = None
     if opt['auto_resume']:
         state_dir = opt['path']['training_states']
         if osp.isdir(state_dir):
             iters = [int(v[:-len('.state')]) for v in scandir(state_dir, suffix='.state') if v[:-6].isdigit()]
-            if iters:
-                resume_path = osp.join(state_dir, f'{max(iters)}.state')
-                opt['path']['resume_state'] = resume_path
+            for it in sorted(iters, reverse=True):
+                candidate = osp.join(state_dir, f'{it}.state')
+                try:
+                    state = _load_training_state(candidate)
+                except ValueError as err:
+                    print(f'warning: --auto_resume skips {candidate}: {err}', file=sys.stderr, flush=True)
+                    continue
+                resume_path = opt['path']['resume_state'] = candidate
+                break
     if not resume_path:
         return None
-    if not osp.isfile(resume_path):
-        raise FileNotFoundError(f'path.resume_state: {resume_path} does not exist.')
-    state = torch.load(resume_path, map_location='cpu')
+    if state is None:
+        if not osp.isfile(resume_path):
+            raise FileNotFoundError(f'path.resume_state: {resume_path} does not exist.')
+        try:
+            state = _load_training_state(resume_path)
+        except ValueError as err:
+            raise ValueError(f'path.resume_state: {err}') from err
     check_resume(opt, state['iter'])
     return state
+
+
+# folders this run archived (renamed to <name>_archived_<time>) that go back if it fails before training starts
+_archived: list[tuple[str, str]] = []
+
+
+def mkdir_and_rename(path: str) -> None:
+    """basicsr's ``mkdir_and_rename``, remembering the archive so that a run failing on its options undoes it."""
+    from basicsr.utils.misc import get_time_str
+    if osp.exists(path):
+        new_name = f'{path}_archived_{get_time_str()}'
+        print(f'Path already exists. Rename it to {new_name}', flush=True)
+        os.rename(path, new_name)
+        _archived.append((path, new_name))
+    os.makedirs(path, exist_ok=True)
+
+
+def _committing(build_model: Callable) -> Callable:
+    """``build_model`` that makes this run's archiving final once the model is built: every option is checked."""
+    if getattr(build_model, 'commits_archive', False):
+        return build_model
+
+    def build_and_commit(opt):
+        model = build_model(opt)
+        _archived.clear()
+        return model
+    build_and_commit.commits_archive = True
+    return build_and_commit
+
+
+def _restore_archived() -> None:
+    while _archived:
+        path, archived = _archived.pop()
+        if osp.isdir(path):
+            shutil.rmtree(path)  # made by this run before it failed: a log and the copied option file
+        os.rename(archived, path)
+        print(f'restored {path} (this run stopped before training started)', file=sys.stderr, flush=True)
+
+
+def run_pipeline(pipeline: Callable[[str], object], root_path: str, argv: list[str] | None = None) -> int:
+    """Run basicsr's ``train_pipeline``/``test_pipeline``; option-file problems give one ``error:`` line, exit 2.
+
+    A run that fails before its model is built (a bad dataset or network option, a missing file) puts back the
+    experiment/results folders it archived, so a typo never moves a finished run away.
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('-opt')
+    opt_path = parser.parse_known_args(sys.argv[1:] if argv is None else argv)[0].opt
+    if opt_path is not None and not osp.isfile(opt_path):
+        print(f'error: -opt {opt_path}: no such option file.', file=sys.stderr)
+        return 2
+    try:
+        pipeline(root_path)
+    except yaml.YAMLError as err:
+        print(f'error: {_option_file_error(opt_path, err)}', file=sys.stderr)
+        return 2
+    except BaseException:
+        _restore_archived()
+        raise
+    return 0
 
 
 def _explain_registry_misses() -> None:
@@ -121,6 +244,13 @@ def install() -> None:
     _alias_functional_tensor()
     import basicsr.train
     import basicsr.utils.options
+    import basicsr.test
+    import basicsr.utils.misc
     basicsr.utils.options.init_dist = init_dist
+    basicsr.utils.options.ordered_yaml = ordered_yaml
     basicsr.train.load_resume_state = load_resume_state
+    basicsr.utils.misc.mkdir_and_rename = mkdir_and_rename  # make_exp_dirs calls it through this name
+    basicsr.train.mkdir_and_rename = mkdir_and_rename
+    basicsr.train.build_model = _committing(basicsr.train.build_model)
+    basicsr.test.build_model = _committing(basicsr.test.build_model)
     _explain_registry_misses()

@@ -1,4 +1,5 @@
-"""Run an exported graph in ONNX Runtime on the same clip as PyTorch and measure how closely they agree.
+"""Run an exported graph in an engine (ONNX Runtime here, OpenVINO in ``openvino_check``) on the same clip as PyTorch
+and measure how closely they agree.
 
 FP32/FP16 graphs are compared with the float network (a quantized network runs with its quantizers bypassed);
 INT8 graphs with the fake-quantized network, which is what their Q/DQ nodes express.
@@ -6,7 +7,7 @@ INT8 graphs with the fake-quantized network, which is what their Q/DQ nodes expr
 import contextlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,13 +33,13 @@ class OnnxMismatchError(RuntimeError):
 
 @dataclass(frozen=True)
 class OnnxMatch:
-    """PyTorch vs ONNX Runtime on one clip size: worst absolute difference and PSNR (data range 1)."""
+    """PyTorch vs an engine on one clip size: worst absolute difference and PSNR (data range 1)."""
     height: int
     width: int
     max_abs_error: float
     psnr_db: float
     torch_seconds: float
-    onnxruntime_seconds: float
+    engine_seconds: float
 
 
 def output_psnr(reference: np.ndarray, other: np.ndarray) -> float:
@@ -52,26 +53,22 @@ def check_sizes(spec: OnnxGraphSpec, height: int, width: int) -> list[tuple[int,
     return [(height, width), (height + 6, width + 10)] if spec.dynamic else [(spec.height, spec.width)]
 
 
-def compare_with_torch(onnx_path: str, net: nn.Module, sizes: list[tuple[int, int]], seed: int = 0,
-                       providers: list[str] | None = None, clips: Sequence[torch.Tensor] | None = None
-                       ) -> list[OnnxMatch]:
-    """Run ``net`` (CPU) and the graph on the same clips: random ones, one per size, or the given ``clips``.
+def compare_runner_with_torch(run: Callable[[np.ndarray], np.ndarray], spec: OnnxGraphSpec, net: nn.Module,
+                              sizes: list[tuple[int, int]], source: str, seed: int = 0,
+                              clips: Sequence[torch.Tensor] | None = None) -> list[OnnxMatch]:
+    """Run ``net`` (CPU) and ``run`` (an engine: float32 clip -> float32 output) on the same clips.
 
     Args:
-        onnx_path: A graph written by ``export_onnx``.
-        net: The network it was exported from; quantized networks run fake-quantized for INT8 graphs and with
-            their quantizers bypassed for FP32/FP16 graphs.
+        run: One forward of the exported graph.
+        spec: The graph's spec; INT8 graphs are compared with the fake-quantized network, float graphs of a
+            quantized network with its quantizers bypassed.
+        net: The network the graph was exported from.
         sizes: (height, width) of the random clips.
+        source: The graph's file, for error messages.
         seed: Seed of the random clips.
-        providers: ONNX Runtime providers (default CPU).
         clips: Inputs (1, frames, 3, h, w) in [0, 1] to use instead of random clips, e.g. calibration clips:
             INT8 ranges are calibrated on real footage, and uniform noise drives activations past them.
     """
-    spec = read_graph_spec(onnx_path)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # FP16 graphs: ORT warns for every node it cannot constant-fold in FP16
-    session = ort.InferenceSession(onnx_path, options, providers=providers or ['CPUExecutionProvider'])
-    input_dtype = np.float16 if spec.precision == 'fp16' else np.float32
     generator = torch.Generator().manual_seed(seed)
     if clips is None:
         clips = [torch.rand(1, spec.frames, 3, height, width, generator=generator) for height, width in sizes]
@@ -87,16 +84,29 @@ def compare_with_torch(onnx_path: str, net: nn.Module, sizes: list[tuple[int, in
                 expected = net(clip).numpy()
             torch_s = time.perf_counter() - start
             start = time.perf_counter()
-            got = session.run(None, {INPUT_NAME: clip.numpy().astype(input_dtype)})[0].astype(np.float32)
-            ort_s = time.perf_counter() - start
+            got = run(clip.numpy()).astype(np.float32)
+            engine_s = time.perf_counter() - start
             if got.shape != expected.shape:
-                raise OnnxMismatchError(f'{onnx_path}: output shape {got.shape} at input {height}x{width}, '
+                raise OnnxMismatchError(f'{source}: output shape {got.shape} at input {height}x{width}, '
                                         f'PyTorch gives {expected.shape}.')
             matches.append(OnnxMatch(height, width, float(np.abs(got - expected).max()), output_psnr(expected, got),
-                                     torch_s, ort_s))
+                                     torch_s, engine_s))
     finally:
         net.train(was_training).to(device)
     return matches
+
+
+def compare_with_torch(onnx_path: str, net: nn.Module, sizes: list[tuple[int, int]], seed: int = 0,
+                       providers: list[str] | None = None, clips: Sequence[torch.Tensor] | None = None
+                       ) -> list[OnnxMatch]:
+    """``compare_runner_with_torch`` for a graph written by ``export_onnx``, in ONNX Runtime (default: CPU)."""
+    spec = read_graph_spec(onnx_path)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # FP16 graphs: ORT warns for every node it cannot constant-fold in FP16
+    session = ort.InferenceSession(onnx_path, options, providers=providers or ['CPUExecutionProvider'])
+    input_dtype = np.float16 if spec.precision == 'fp16' else np.float32
+    return compare_runner_with_torch(lambda lq: session.run(None, {INPUT_NAME: lq.astype(input_dtype)})[0], spec,
+                                     net, sizes, onnx_path, seed, clips)
 
 
 def check_onnx(onnx_path: str, net: nn.Module, height: int, width: int, atol: float = DEFAULT_FP32_ATOL,

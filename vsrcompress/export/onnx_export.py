@@ -71,7 +71,11 @@ def read_graph_spec(model: str | onnx.ModelProto) -> OnnxGraphSpec:
     if isinstance(model, str):
         if not os.path.isfile(model):
             raise FileNotFoundError(f'onnx: {model} does not exist.')
-        model = onnx.load(model, load_external_data=False)
+        try:
+            model = onnx.load(model, load_external_data=False)
+        except Exception as err:  # noqa: BLE001  (protobuf's DecodeError and friends: not an ONNX file at all)
+            raise ValueError(f'onnx: {model} is not an ONNX graph ({type(err).__name__}); give a .onnx file from '
+                             'scripts/export.py.') from err
     props = {p.key: p.value for p in model.metadata_props}
     if _METADATA_KEY not in props:
         raise ValueError(f'onnx: {source} was not written by vsrcompress.export (no {_METADATA_KEY!r} metadata); '

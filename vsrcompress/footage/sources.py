@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from vsrcompress.video_truncation import check_fully_decoded
+
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
@@ -70,10 +72,8 @@ class FrameSource:
                 index += 1
         finally:
             cap.release()
-        if index < self.num_frames:
-            raise ValueError(f'{self.path}: the container reports {self.num_frames} frames but decoding stopped after '
-                             f'{index}: the file is truncated or damaged. Use --max-frames to keep only the frames '
-                             'before the damage.')
+        check_fully_decoded(self.path, self.num_frames, index,
+                            'Use --max-frames to keep only the frames before the damage.')
 
 
 def natural_key(text: str) -> list:

@@ -1,4 +1,4 @@
-"""Model runners for the streaming pipeline: PyTorch, ONNX Runtime and TensorRT behind one interface.
+"""Model runners for the streaming pipeline: PyTorch, ONNX Runtime, OpenVINO and TensorRT behind one interface.
 
 A backend takes a window of RGB uint8 frames (T, H, W, 3), already padded to a size it accepts, and returns
 the SR frames (T, H*scale, W*scale, 3) as RGB uint8. Conversion to and from float happens on the device
@@ -16,7 +16,7 @@ from torch import nn
 from vsrcompress.export.onnx_export import INPUT_NAME, MIN_SIZE, OnnxGraphSpec, read_graph_spec
 from vsrcompress.export.tensorrt_build import read_engine_spec, require_tensorrt
 
-BACKENDS = ('torch', 'onnxruntime', 'tensorrt')
+BACKENDS = ('torch', 'onnxruntime', 'openvino', 'tensorrt')
 DEVICES = ('cpu', 'cuda')
 
 
@@ -27,7 +27,7 @@ def _check_device(device: str) -> None:
         raise ValueError('device: cuda was requested but no CUDA GPU is visible to PyTorch.')
 
 
-def _to_uint8(sr: np.ndarray) -> np.ndarray:
+def to_uint8(sr: np.ndarray) -> np.ndarray:
     """(1, T, 3, H, W) float in [0, 1] -> (T, H, W, 3) uint8."""
     return (np.clip(sr[0], 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
 
@@ -120,7 +120,7 @@ class OnnxRuntimeBackend(Backend):
 
     def infer(self, clip: np.ndarray) -> np.ndarray:
         lq = (clip.transpose(0, 3, 1, 2)[None].astype(np.float32) / 255.0).astype(self.dtype)
-        return _to_uint8(self.session.run(None, {INPUT_NAME: lq})[0].astype(np.float32))
+        return to_uint8(self.session.run(None, {INPUT_NAME: lq})[0].astype(np.float32))
 
     def describe(self) -> dict:
         return {'backend': self.name, 'device': self.device, 'precision': self.spec.precision}
@@ -169,12 +169,15 @@ class TensorRTBackend(Backend):
 
 
 def make_backend(backend: str, device: str = 'cpu', net: nn.Module | None = None, onnx_path: str | None = None,
-                 engine_path: str | None = None, fp16: bool = False) -> Backend:
-    """Build the named backend; ``net`` for torch, ``onnx_path`` for onnxruntime, ``engine_path`` for tensorrt."""
+                 engine_path: str | None = None, fp16: bool = False, openvino_path: str | None = None,
+                 inference_precision: str | None = None, openvino_mode: str = 'latency') -> Backend:
+    """Build the named backend; ``net`` for torch, ``onnx_path`` for onnxruntime, ``engine_path`` for tensorrt,
+    ``openvino_path`` (an IR ``.xml``) for openvino, run in ``inference_precision`` (default: the IR's)."""
     if backend not in BACKENDS:
         raise ValueError(f'backend: {backend!r} is not supported; allowed: {list(BACKENDS)}')
     needed = {'torch': ('net (--checkpoint)', net), 'onnxruntime': ('onnx_path (--onnx)', onnx_path),
-              'tensorrt': ('engine_path (--engine)', engine_path)}[backend]
+              'tensorrt': ('engine_path (--engine)', engine_path),
+              'openvino': ('openvino_path (--openvino)', openvino_path)}[backend]
     if backend == 'tensorrt':
         require_tensorrt()  # "not installed" before "file missing": the first fix the user needs
     if needed[1] is None:
@@ -187,6 +190,12 @@ def make_backend(backend: str, device: str = 'cpu', net: nn.Module | None = None
         if not os.path.isfile(onnx_path):
             raise FileNotFoundError(f'onnx: {onnx_path} does not exist.')
         return OnnxRuntimeBackend(onnx_path, device)
+    if backend == 'openvino':
+        from vsrcompress.inference.openvino_backend import OpenVINOBackend
+        if device != 'cpu' or fp16:
+            raise ValueError('device: the openvino backend runs on the CPU in f32 or bf16 (--inference-precision); '
+                             '--device cuda and --fp16 do not apply.')
+        return OpenVINOBackend(openvino_path, inference_precision, mode=openvino_mode)
     if device != 'cuda':
         raise ValueError('device: the tensorrt backend runs on cuda only (--device cuda).')
     return TensorRTBackend(engine_path)

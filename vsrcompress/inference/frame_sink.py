@@ -3,7 +3,8 @@
 Frames are written to a temporary name beside the output (``.tmp_<name>``) and renamed to the output only
 when the run completes. A run that stops early (error or Ctrl-C) releases the writer properly, so what was
 written is a playable file, and renames it to ``<stem>.partial<ext>`` (``<folder>.partial`` for frames); if no
-frame was written, the temporary output is removed and nothing is left.
+frame was written, or a write failed (a full disk), the temporary output is removed and nothing is left. Every
+write is checked: PNG frames by ``cv2.imwrite``'s result, a video by re-reading it when it is closed.
 """
 import os
 import shutil
@@ -31,6 +32,30 @@ def check_writable_folder(path: str) -> str:
     return folder
 
 
+def _missing_video_frames(path: str, expected: int) -> int | None:
+    """None if the written video at ``path`` holds ``expected`` frames, else the frames it really holds.
+
+    The container's count alone is not enough: AVI rewrites it in the header at close even when the frame data
+    after it could not be written. Seeking to and decoding the last frame is cheap and fails on a short file;
+    only then are the decodable frames counted, for the message.
+    """
+    capture = cv2.VideoCapture(path)
+    try:
+        if not capture.isOpened():
+            return 0
+        if int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) in (expected, 0, -1):
+            capture.set(cv2.CAP_PROP_POS_FRAMES, expected - 1)
+            if capture.read()[0] and not capture.read()[0]:
+                return None
+        capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        count = 0
+        while capture.grab():
+            count += 1
+        return count if count != expected else None
+    finally:
+        capture.release()
+
+
 class FrameSink:
     """Write BGR uint8 frames of one size; ``finish()`` publishes the output, ``abort()`` keeps a partial one."""
 
@@ -47,6 +72,8 @@ class FrameSink:
             want = 'a video file' if self.is_video else 'a frame folder'
             raise ValueError(f'output: {path} exists and is not {want}; remove it or choose another name.')
         self._writer = None
+        self._sealed = False
+        self._broken = False  # seal() found frames missing: nothing of it is kept
         if self.is_video:
             fourcc = fourcc or VIDEO_FOURCC.get(ext)
             if fourcc is None:
@@ -69,7 +96,9 @@ class FrameSink:
         if self._writer is not None:
             self._writer.write(frame)
         elif not cv2.imwrite(os.path.join(self.tmp, f'{self.frames_written:08d}.png'), frame):
-            raise OSError(f'output: cannot write frame {self.frames_written} into {self.tmp}.')
+            self._broken = True
+            raise OSError(f'output: cannot write frame {self.frames_written} of {self.path} (disk full or not '
+                          'writable?).')
         self.frames_written += 1
 
     def _release(self) -> None:
@@ -88,16 +117,34 @@ class FrameSink:
             os.rmdir(target)  # an empty folder (checked at open)
         os.replace(self.tmp, target)
 
-    def finish(self) -> str:
-        """Finalize and move the output into place; returns its path."""
+    def seal(self) -> None:
+        """Close the writer and check the file holds every frame written: an OSError names what is missing.
+
+        OpenCV's ``VideoWriter.write`` reports nothing (a full disk only prints warnings), so the finished file is
+        re-read (see ``_missing_video_frames``).
+        """
+        if self._sealed:
+            return
         self._release()
+        if self.is_video and self.frames_written:
+            found = _missing_video_frames(self.tmp, self.frames_written)
+            if found is not None:
+                self._broken = True
+                raise OSError(f'output: {self.frames_written} frames were written to {self.path} but the file holds '
+                              f'{found} (disk full or write error?).')
+        self._sealed = True
+
+    def finish(self) -> str:
+        """Finalize, check and move the output into place; returns its path."""
+        self.seal()
         self._publish(self.path)
         return self.path
 
     def abort(self) -> str | None:
-        """Finalize what was written as ``partial_path(path)`` (playable), or remove it if empty; returns it."""
+        """Finalize what was written as ``partial_path(path)`` (playable), or remove it if empty or damaged by a
+        failed write; returns it."""
         self._release()
-        if self.frames_written == 0:
+        if self.frames_written == 0 or self._broken:
             self._remove_tmp()
             return None
         target = partial_path(self.path)

@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 import cv2
 import numpy as np
 
+from vsrcompress.video_truncation import check_fully_decoded
+
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 DEFAULT_FPS = 25.0
 STREAM_TIMEOUT_MS = 10000
@@ -62,7 +64,7 @@ def _open_folder(folder: str, fps: float | None) -> FrameSource:
     return FrameSource(folder, read(paths[0]), (read(p) for p in paths[1:]), fps or DEFAULT_FPS, len(paths))
 
 
-def _open_capture(spec: str, fps: float | None) -> FrameSource:
+def _open_capture(spec: str, fps: float | None, allow_truncated: bool) -> FrameSource:
     is_camera, is_url = spec.isdigit(), '://' in spec
     if is_camera:
         capture = cv2.VideoCapture(int(spec))
@@ -85,11 +87,15 @@ def _open_capture(spec: str, fps: float | None) -> FrameSource:
         raise ValueError(f'input: {kind} {spec} opened but yielded no frame (empty or corrupt).')
 
     def frames() -> Iterator[np.ndarray]:
+        decoded = 1  # the first frame, read above
         while True:
             ok, frame = capture.read()
             if not ok:
-                return
+                break
+            decoded += 1
             yield frame
+        if kind == 'video file' and not allow_truncated:
+            check_fully_decoded(spec, count, decoded, 'Use --allow-truncated to keep the frames before the damage.')
 
     count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if kind == 'video file' else 0
     native_fps = capture.get(cv2.CAP_PROP_FPS)
@@ -97,13 +103,15 @@ def _open_capture(spec: str, fps: float | None) -> FrameSource:
     return FrameSource(spec, first, frames(), fps or native_fps, count if count > 0 else None, capture.release)
 
 
-def open_frame_source(spec: str, fps: float | None = None) -> FrameSource:
+def open_frame_source(spec: str, fps: float | None = None, allow_truncated: bool = False) -> FrameSource:
     """Open ``spec``: a folder of images, a camera index (``0``), a stream URL (``rtsp://...``) or a video file.
 
     Args:
         spec: What to read.
         fps: Frame rate to report/write; default: the video's own, or 25 for folders and unknown rates.
+        allow_truncated: A video file whose decoding stops before its container's frame count ends normally
+            instead of raising ``TruncatedVideoError`` when its frames run out.
     """
     if os.path.isdir(spec):
         return _open_folder(spec, fps)
-    return _open_capture(spec, fps)
+    return _open_capture(spec, fps, allow_truncated)

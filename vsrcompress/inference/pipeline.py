@@ -31,11 +31,20 @@ class _Stopped(Exception):
 
 
 class _Stages:
-    """The stop flag, the first error, and queue operations that give up when the flag is set."""
+    """The stop flag, the first error, and queue operations that give up when the flag is set.
 
-    def __init__(self):
+    ``cancel`` is set from outside (the main thread of a several-input run, on Ctrl-C): every stage then stops as
+    if interrupted, and the output is finalized as a partial file.
+    """
+
+    def __init__(self, cancel: threading.Event | None = None):
         self.stop = threading.Event()
+        self.cancel = cancel
         self.errors: list[BaseException] = []
+
+    def _check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set() and not self.stop.is_set():
+            self.fail(KeyboardInterrupt('cancelled'))
 
     def fail(self, err: BaseException) -> None:
         if not isinstance(err, _Stopped):
@@ -43,7 +52,9 @@ class _Stages:
         self.stop.set()
 
     def put(self, q: queue.Queue, item) -> None:
+        self._check_cancel()
         while not self.stop.is_set():
+            self._check_cancel()
             try:
                 q.put(item, timeout=_POLL_SECONDS)
                 return
@@ -56,6 +67,7 @@ class _Stages:
             try:
                 return q.get(timeout=_POLL_SECONDS)
             except queue.Empty:
+                self._check_cancel()
                 if self.stop.is_set():
                     raise _Stopped from None
 
@@ -121,16 +133,17 @@ def _run_model(backend: Backend, planner: ChunkPlanner, crop: tuple[int, int], i
 
 
 def super_resolve_stream(source: FrameSource, sink: FrameSink, backend: Backend, planner: ChunkPlanner,
-                         stats: RunStats, progress: bool = True) -> None:
+                         stats: RunStats, progress: bool = True, cancel: threading.Event | None = None,
+                         publish: bool = True) -> None:
     """Run the three stages until the source ends; raise the first stage error after stopping all of them.
 
-    The sink is finished on success and aborted (partial output kept, see ``frame_sink``) otherwise; ``stats``
-    is filled in either way.
+    On success the sink is sealed (every frame checked on disk) and, with ``publish``, finished; otherwise it is
+    aborted (partial output kept, see ``frame_sink``). ``stats`` is filled in either way.
     """
     padded = backend.padded_size(source.height, source.width)
     depth = 2 * planner.frames
     decoded, encoded = queue.Queue(maxsize=depth), queue.Queue(maxsize=depth)
-    stages = _Stages()
+    stages = _Stages(cancel)
     threads = [threading.Thread(target=_decode, args=(source, padded, decoded, stages, stats), name='decode',
                                 daemon=True),
                threading.Thread(target=_encode, args=(sink, encoded, stages, stats, source.frame_count, progress),
@@ -150,17 +163,23 @@ def super_resolve_stream(source: FrameSource, sink: FrameSink, backend: Backend,
     source.close()
     if not stages.errors and stats.frames_out != stats.frames_in:
         stages.errors.append(RuntimeError(f'{stats.frames_in} frames decoded but {stats.frames_out} written.'))
+    if not stages.errors:
+        try:
+            sink.seal()
+        except OSError as err:
+            stages.errors.append(err)
     if stages.errors:
         partial = sink.abort()
         where = f'{sink.frames_written} frames kept in {partial}' if partial else 'no output kept'
         print(f'run stopped early ({type(stages.errors[0]).__name__}): {where}', file=sys.stderr)
         raise stages.errors[0]
-    sink.finish()
+    if publish:
+        sink.finish()
 
 
 def run_video_sr(input_spec: str, output: str, backend: Backend, interval: int, overlap: int,
                  report_path: str | None = None, fps: float | None = None, fourcc: str | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, cancel: threading.Event | None = None, allow_truncated: bool = False) -> dict:
     """Super-resolve ``input_spec`` into ``output``; every check runs before the first frame is processed.
 
     Args:
@@ -173,6 +192,9 @@ def run_video_sr(input_spec: str, output: str, backend: Backend, interval: int, 
         fps: Output frame rate; default the input's (25 for folders).
         fourcc: Video codec; default by extension (mp4v for .mp4, MJPG for .avi/.mkv).
         progress: Show a tqdm progress bar.
+        cancel: Set from another thread to stop the run as Ctrl-C would (several inputs at once).
+        allow_truncated: Accept a video file that decodes fewer frames than its container reports (an error
+            otherwise); the report's ``input_frame_count`` and ``frames_in`` show the difference.
 
     Returns:
         The report (also printed): frame counts, FPS, chunk and end-to-end latency p50/p95, memory.
@@ -180,7 +202,7 @@ def run_video_sr(input_spec: str, output: str, backend: Backend, interval: int, 
     planner = ChunkPlanner(interval, overlap, backend.window_frames, backend.min_frames)
     if report_path:
         check_writable_folder(report_path)
-    source = open_frame_source(input_spec, fps)
+    source = open_frame_source(input_spec, fps, allow_truncated)
     try:
         padded = backend.padded_size(source.height, source.width)
         sink = FrameSink(output, source.fps, source.width * backend.scale, source.height * backend.scale, fourcc)
@@ -189,19 +211,33 @@ def run_video_sr(input_spec: str, output: str, backend: Backend, interval: int, 
         raise
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    context = {'input': input_spec, 'output': output, **backend.describe(), 'interval': interval, 'overlap': overlap,
+    context = {'input': input_spec, 'output': output, 'input_frame_count': source.frame_count, **backend.describe(),
+               'interval': interval, 'overlap': overlap,
                'window_frames': planner.frames, 'input_size': [source.height, source.width],
                'padded_size': list(padded),
                'output_size': [source.height * backend.scale, source.width * backend.scale]}
     stats = RunStats()
     try:
-        super_resolve_stream(source, sink, backend, planner, stats, progress)
+        super_resolve_stream(source, sink, backend, planner, stats, progress, cancel, publish=False)
     except BaseException:
         if report_path:
-            write_report_json(stats.report(**context, complete=False, partial_output=sink.partial), report_path)
+            _write_failure_report(stats.report(**context, complete=False, partial_output=sink.partial), report_path)
         raise
     report = stats.report(**context, complete=True, gpu_peak_mib=backend.gpu_peak_mib())
-    print(format_report(report))
     if report_path:
-        write_report_json(report, report_path)
+        try:  # before the output is published: a report that cannot be written leaves no output either
+            write_report_json(report, report_path)
+        except BaseException:
+            sink.abort()
+            raise
+    sink.finish()
+    print(format_report(report))
     return report
+
+
+def _write_failure_report(report: dict, path: str) -> None:
+    """Record a failed run; if even that fails (a full disk), say so and let the run's own error be raised."""
+    try:
+        write_report_json(report, path)
+    except OSError as err:
+        print(f'warning: the report of the failed run could not be written either: {err}', file=sys.stderr)

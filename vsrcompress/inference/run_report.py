@@ -78,6 +78,11 @@ def format_report(report: dict) -> str:
 def write_report_json(report: dict, path: str) -> None:
     """Write the report atomically (temporary file, then rename)."""
     tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f'.tmp_{os.path.basename(path)}')
-    with open(tmp, 'w') as f:
-        json.dump(report, f, indent=2)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, 'w') as f:
+            json.dump(report, f, indent=2)
+        os.replace(tmp, path)
+    except OSError as err:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise OSError(f'report: cannot write {path}: {err.strerror or err}') from err

@@ -1,4 +1,5 @@
-"""The recipe's export stage: ONNX graphs of the compressed networks, each checked in ONNX Runtime, and TensorRT
+"""The recipe's export stage: ONNX graphs of the compressed networks, each checked in ONNX Runtime, OpenVINO IRs of
+the same graphs (float layers in ``recipe.export.openvino``: f32 or bf16), each checked in OpenVINO, and TensorRT
 engines where TensorRT and a GPU are present.
 
 Float precisions export the compressed float network (pruned, else dense); INT8 precisions the QAT stage's INT8
@@ -10,6 +11,8 @@ from dataclasses import asdict
 
 from vsrcompress.export import (INT8_PRECISIONS, build_tensorrt_engine, check_onnx, export_onnx,
                                 load_deployable_network, tensorrt_unavailable_reason)
+from vsrcompress.export.openvino_check import check_openvino
+from vsrcompress.export.openvino_export import OPENVINO_GRAPH_PRECISIONS, export_openvino
 from vsrcompress.recipe.plan import RecipePlan
 from vsrcompress.report.atomic_files import write_text
 
@@ -36,7 +39,17 @@ def run_export_stage(plan: RecipePlan) -> list[dict]:
         extra = {} if options['min_int8_psnr'] is None else {'min_int8_psnr': options['min_int8_psnr']}
         checks = check_onnx(path, loaded.net, height, width, **extra)
         record = {'precision': precision, 'checkpoint': source.path, 'onnx': path, 'graph': asdict(spec),
-                  'checks': [asdict(c) for c in checks], 'tensorrt': None}
+                  'checks': [asdict(c) for c in checks], 'tensorrt': None, 'openvino': None}
+        if options['openvino'] and precision in OPENVINO_GRAPH_PRECISIONS:
+            xml = os.path.splitext(path)[0] + '.xml'
+            export_openvino(path, xml, options['openvino'])
+            ov_checks = check_openvino(xml, loaded.net, height, width, **extra)
+            record['openvino'] = {'xml': xml, 'inference_precision': options['openvino'],
+                                  'checks': [{'inference_precision': c.inference_precision, **asdict(c.match)}
+                                             for c in ov_checks]}
+            print(f'recipe export: {xml} (OpenVINO IR of the {precision} graph, float layers in '
+                  f'{options["openvino"]}); ' + ', '.join(f'{c.inference_precision} {c.match.psnr_db:.1f} dB'
+                                                          for c in ov_checks), flush=True)
         if precision in _TENSORRT_PRECISIONS:
             if trt_reason:
                 record['tensorrt'] = {'built': False, 'reason': trt_reason}

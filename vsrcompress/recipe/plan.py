@@ -7,7 +7,7 @@ A recipe file is a BasicSR option file (datasets, network_g, path, val, logger, 
       teacher: {train: ...}                            # per-stage sections, merged over the shared options
       prune: {pruning: ..., train: ...}
       qat: {quantization: ..., train: ...}
-      export: {frames: 9, height: 180, width: 320, precisions: [fp32, int8-ort, int8-trt]}
+      export: {frames: 9, height: 180, width: 320, precisions: [fp32, int8-ort, int8-trt], openvino: bf16}
       report: {input_size: [640, 360], frames: 5, repeats: 3}
 
 Each training stage is an ordinary BasicSR experiment ``<name>_<stage>`` whose option file is written to
@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from vsrcompress.export.onnx_export import INT8_PRECISIONS, MIN_SIZE, PRECISIONS
+from vsrcompress.export.openvino_runtime import check_inference_precision
 from vsrcompress.pruning.config import parse_pruning_config
 from vsrcompress.quantization.config import QuantConfig
 
@@ -31,7 +32,8 @@ _STAGE_KEYS = {'teacher': {'train', 'val', 'logger', 'path', 'datasets'},
                'prune': {'train', 'val', 'logger', 'path', 'datasets', 'pruning'},
                'qat': {'train', 'val', 'logger', 'path', 'datasets', 'quantization'}}
 EXPORT_DEFAULTS = {'frames': 9, 'height': 180, 'width': 320, 'dynamic': False,
-                   'precisions': ['fp32', 'int8-ort', 'int8-trt'], 'tensorrt': True, 'min_int8_psnr': None}
+                   'precisions': ['fp32', 'int8-ort', 'int8-trt'], 'tensorrt': True, 'min_int8_psnr': None,
+                   'openvino': 'f32'}
 REPORT_DEFAULTS = {'input_size': [640, 360], 'frames': 5, 'repeats': 3, 'threads': None, 'val_clips': None,
                    'memory': True}
 
@@ -212,6 +214,11 @@ def _check_export(plan: RecipePlan) -> None:
                          f'in recipe.stages {plan.stages}')
     for key, low in (('frames', 2), ('height', MIN_SIZE), ('width', MIN_SIZE)):
         _check_int(f'recipe.export.{key}', options[key], low)
+    if options['openvino'] is not None:
+        try:
+            check_inference_precision(options['openvino'])
+        except ValueError as err:
+            raise ValueError(f'recipe.export.openvino: {err} (null: no OpenVINO IRs)') from None
 
 
 def _check_report(plan: RecipePlan) -> None:

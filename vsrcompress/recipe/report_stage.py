@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 from basicsr.data import build_dataset  # noqa: E402
 
 from vsrcompress.export import load_deployable_network  # noqa: E402
+from vsrcompress.export.openvino_module import OpenVINONetwork  # noqa: E402
 from vsrcompress.recipe.clip_quality import BicubicUpsampler, clip_quality  # noqa: E402
 from vsrcompress.recipe.plan import RecipePlan  # noqa: E402
 from vsrcompress.report import ModelEntry, measure_complexity, write_complexity_report  # noqa: E402
@@ -45,17 +46,34 @@ def run_report_stage(plan: RecipePlan) -> str:
         quality[label] = clip_quality(loaded.net, val_set, options['val_clips'])
         entries.append(ModelEntry(label, checkpoint=path, param_key=param_key, network_opt=plan.shared.get('network_g'),
                                   psnr_db=quality[label]['psnr'], description=os.path.relpath(path, plan.root)))
+    deployed = openvino_quality(plan, val_set, quality, options['val_clips'])
     width, height = options['input_size']
     rows = measure_complexity(entries, width, height, frames=options['frames'], repeats=options['repeats'],
                               threads=options['threads'], memory=options['memory'])
     write_complexity_report(rows, os.path.join(folder, 'complexity'), command=f'recipe {plan.name}: report stage')
     plot_per_frame_psnr(quality, os.path.join(folder, 'per_frame_psnr.png'))
     page = os.path.join(folder, 'report.md')
-    write_text(page, report_markdown(plan, rows, quality, width, height))
-    write_text(os.path.join(folder, 'report.json'), json.dumps({'complexity': rows, 'quality': quality}, indent=2,
-                                                               default=str))
+    write_text(page, report_markdown(plan, rows, quality, width, height, deployed))
+    write_text(os.path.join(folder, 'report.json'), json.dumps({'complexity': rows, 'quality': quality,
+                                                                'openvino_quality': deployed}, indent=2, default=str))
     print(f'recipe report: {page}', flush=True)
     return page
+
+
+def openvino_quality(plan: RecipePlan, val_set, quality: dict, max_clips: int | None) -> dict:
+    """PSNR/SSIM of the compressed networks as OpenVINO runs them (``recipe.export.openvino`` precision; INT8 in
+    the ``int8-trt`` placement), next to their PyTorch quality (INT8: fake-quantized); {} without OpenVINO export."""
+    precision = plan.export_options()['openvino']
+    if not precision:
+        return {}
+    deployed = {}
+    for label, path, param_key in recipe_models(plan)[1:]:
+        loaded = load_deployable_network(path, plan.shared.get('network_g'), param_key)
+        engine = OpenVINONetwork(loaded.net, precision, 'int8-trt' if loaded.int8 else 'fp32')
+        q = clip_quality(engine, val_set, max_clips)
+        deployed[label] = {'inference_precision': precision, 'graph': 'int8-trt' if loaded.int8 else 'fp32',
+                           'psnr': q['psnr'], 'ssim': q['ssim'], 'psnr_minus_pytorch': q['psnr'] - quality[label]['psnr']}
+    return deployed
 
 
 def plot_per_frame_psnr(quality: dict, path: str) -> None:
@@ -73,25 +91,36 @@ def plot_per_frame_psnr(quality: dict, path: str) -> None:
     write_figure(path, fig, dpi=120)
 
 
-def report_markdown(plan: RecipePlan, rows: list[dict], quality: dict, width: int, height: int) -> str:
+def report_markdown(plan: RecipePlan, rows: list[dict], quality: dict, width: int, height: int,
+                    deployed: dict | None = None) -> str:
     clips = len(quality['bicubic']['per_frame'])
     lines = [f'# Compression report: {plan.name}', '',
              f'Stages: {", ".join(plan.stages)}. Quality on {clips} validation clip(s) of '
              f'`{plan.shared["datasets"]["val"].get("dataroot_lq")}` (PSNR/SSIM on RGB, BasicSR metrics); '
              f'complexity at {width}x{height} LR input (x{plan.shared["scale"]}).', '',
              '| model | params (M) | GMACs/frame | checkpoint (MB) | ONNX Runtime CPU ms/frame (graph) | peak MiB | '
-             'PyTorch CPU ms/frame | PSNR (dB) | SSIM |',
-             '|---|---|---|---|---|---|---|---|---|',
-             f'| bicubic | - | - | - | - | - | - | {quality["bicubic"]["psnr"]:.2f} | '
+             'OpenVINO CPU f32 ms/frame | OpenVINO CPU bf16 ms/frame | PyTorch CPU ms/frame | PSNR (dB) | SSIM |',
+             '|---|---|---|---|---|---|---|---|---|---|---|',
+             f'| bicubic | - | - | - | - | - | - | - | - | {quality["bicubic"]["psnr"]:.2f} | '
              f'{quality["bicubic"]["ssim"]:.4f} |']
     for row in rows:
         q, latency = quality[row['name']], row['latency_ms_per_frame']
         lines.append(f'| {row["name"]} | {row["params"] / 1e6:.3f} | {row["macs_per_frame"] / 1e9:.3f} | '
                      f'{_mb(row["checkpoint_bytes"])} | {_ms(latency.get("onnxruntime-cpu"))} '
                      f'({row["onnx_precision"]}) | {_ms(row["peak_memory_mib"].get("onnxruntime-cpu"))} | '
+                     f'{_ms(latency.get("openvino-cpu-f32"))} | {_ms(latency.get("openvino-cpu-bf16"))} | '
                      f'{_ms(latency.get("torch-cpu"))} | {q["psnr"]:.2f} | {q["ssim"]:.4f} |')
-    lines += ['', 'Latency: one window of frames, models interleaved round-robin; details, peak memory and notes in '
-              '[complexity.md](complexity.md).', '', '![complexity](complexity.png)', '', '## PSNR along the clip',
+    if deployed:
+        lines += ['', '## Quality as deployed on OpenVINO', '',
+                  'The same validation clips through the OpenVINO IR (whole clips, float layers in the precision of '
+                  '`recipe.export.openvino`), against the PyTorch network (INT8: the fake-quantized network QAT '
+                  'trained).', '', '| model | graph | OpenVINO precision | PSNR (dB) | vs PyTorch (dB) | SSIM |',
+                  '|---|---|---|---|---|---|']
+        lines += [f'| {label} | {d["graph"]} | {d["inference_precision"]} | {d["psnr"]:.3f} | '
+                  f'{d["psnr_minus_pytorch"]:+.3f} | {d["ssim"]:.4f} |' for label, d in deployed.items()]
+    lines += ['', 'Latency: one window of frames, models interleaved round-robin; OpenVINO runs the same graph as '
+              'ONNX Runtime with its float layers in f32 or bf16 (INT8 graphs: integer convolutions, the rest in that '
+              'precision); details, peak memory and notes in [complexity.md](complexity.md).', '', '![complexity](complexity.png)', '', '## PSNR along the clip',
               '', '![per-frame PSNR](per_frame_psnr.png)', '']
     return '\n'.join(lines)
 

@@ -45,7 +45,10 @@ from torch import nn
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet
 from vsrcompress.checkpoint import load_checkpoint
 from vsrcompress.export import MIN_SIZE, export_onnx, load_deployable_network
+from vsrcompress.export.openvino_export import export_openvino
+from vsrcompress.export.openvino_runtime import bf16_supported
 from vsrcompress.inference.backends import Backend, OnnxRuntimeBackend, TorchBackend
+from vsrcompress.inference.openvino_backend import OpenVINOBackend
 from vsrcompress.pruning.complexity import clip_lengths, count_complexity
 from vsrcompress.quantization.quantizers import is_quantized
 
@@ -54,7 +57,8 @@ OFFICIAL_MODELS = {  # the published full-size configurations (BasicSR options f
     'iconvsr': (IconVSRNet, {'num_feat': 64, 'num_block': 30, 'keyframe_stride': 5, 'temporal_padding': 2,
                              'scale': 4}),
 }
-BACKENDS = ('onnxruntime-cpu', 'torch-cpu', 'torch-cuda')
+BACKENDS = ('onnxruntime-cpu', 'openvino-cpu-f32', 'openvino-cpu-bf16', 'torch-cpu', 'torch-cuda')
+OPENVINO_BACKENDS = {'openvino-cpu-f32': 'f32', 'openvino-cpu-bf16': 'bf16'}  # backend -> inference precision
 DYNAMIC_TRACE_SIZE = 64  # dynamic graphs: the tracing size (any size works; small is quick)
 FLOAT_ONLY = 'PyTorch runs INT8 networks as fake quantization (float math), which deploys nowhere'
 
@@ -94,6 +98,7 @@ class _Prepared:
     checkpoint_bytes: int | None
     onnx_path: str | None = None
     onnx_precision: str | None = None
+    openvino_path: str | None = None
     latency_notes: dict[str, str] = field(default_factory=dict)
     memory_notes: dict[str, str] = field(default_factory=dict)
     peak_memory_mib: dict[str, float] = field(default_factory=dict)
@@ -224,6 +229,12 @@ def _export(model: _Prepared, folder: str, index: int, frames: int, width: int, 
         model.latency_notes['onnxruntime-cpu'] = str(err)
         return
     model.onnx_path = path
+    model.openvino_path = path[:-5] + '.xml'
+    ov_graph = path
+    if model.int8:  # OpenVINO runs pytorch-quantization's own placement (the fake quantization itself)
+        ov_graph = path[:-5] + '_int8_trt.onnx'
+        export_onnx(model.net, ov_graph, frames, *size, dynamic=dynamic, precision='int8-trt')
+    export_openvino(ov_graph, model.openvino_path, 'f32')  # the precision is chosen per backend when compiled
 
 
 def _input_clip(frames: int, height: int, width: int) -> np.ndarray:
@@ -288,14 +299,23 @@ def _forward_peaks(payloads: Mapping[str, str | bytes], clip_shape: tuple[int, i
     return peaks
 
 
-def _runners(model: _Prepared, backends: Sequence[str], threads: int, cpu_net: nn.Module | None
-             ) -> dict[str, Backend]:
+def _runners(model: _Prepared, backends: Sequence[str], threads: int, cpu_net: nn.Module | None,
+             clip_shape: tuple[int, int, int]) -> dict[str, Backend]:
     """The backends that can run this model; the reason goes to ``latency_notes`` for the others."""
     runners = {}
     for backend in backends:
         if backend == 'onnxruntime-cpu':
             if model.onnx_path:
                 runners[backend] = OnnxRuntimeBackend(model.onnx_path, 'cpu', threads)
+        elif backend in OPENVINO_BACKENDS:
+            precision = OPENVINO_BACKENDS[backend]
+            if not model.openvino_path:
+                model.latency_notes[backend] = model.latency_notes.get('onnxruntime-cpu', 'no ONNX graph')
+            elif precision == 'bf16' and not bf16_supported():
+                model.latency_notes[backend] = 'this CPU has no BF16 support (AVX512-BF16 or AMX)'
+            else:
+                runners[backend] = OpenVINOBackend(model.openvino_path, precision, threads,
+                                                   input_shape=(1, clip_shape[0], 3, *clip_shape[1:]))
         elif model.int8:
             model.latency_notes[backend] = FLOAT_ONLY
         elif backend == 'torch-cpu':
@@ -357,7 +377,7 @@ def measure_complexity(models: Sequence[ModelEntry], width: int, height: int, fr
         with tempfile.TemporaryDirectory(prefix='model_complexity_') as folder:
             cpu_nets = {}
             for index, model in enumerate(prepared):
-                if 'onnxruntime-cpu' in backends:
+                if {'onnxruntime-cpu', *OPENVINO_BACKENDS} & set(backends):
                     started = time.perf_counter()
                     _export(model, folder, index, frames, width, height, dynamic_graph)
                     log(f'{model.entry.name}: ONNX {model.onnx_precision} graph '
@@ -369,7 +389,8 @@ def measure_complexity(models: Sequence[ModelEntry], width: int, height: int, fr
                 for index, model in enumerate(prepared):
                     _measure_memory(model, cpu_nets.get(index), backends, clip.shape[:3], threads, log)
             timers = [(index, backend, runner) for index, model in enumerate(prepared)
-                      for backend, runner in _runners(model, backends, threads, cpu_nets.get(index)).items()]
+                      for backend, runner in _runners(model, backends, threads, cpu_nets.get(index),
+                                                                  clip.shape[:3]).items()]
             seconds = _time_round_robin(timers, clip, repeats, warmup, lambda i: prepared[i].entry.name, log)
     finally:
         torch.set_num_threads(old_threads)

@@ -8,12 +8,15 @@ from collections.abc import Callable, Sequence
 
 from vsrcompress.report.atomic_files import write_figure, write_text
 
-BACKEND_LABELS = {'onnxruntime-cpu': 'ONNX Runtime CPU', 'torch-cpu': 'PyTorch CPU FP32',
+BACKEND_LABELS = {'onnxruntime-cpu': 'ONNX Runtime CPU', 'openvino-cpu-f32': 'OpenVINO CPU f32',
+                  'openvino-cpu-bf16': 'OpenVINO CPU bf16', 'torch-cpu': 'PyTorch CPU FP32',
                   'torch-cuda': 'PyTorch CUDA FP32'}
-_MARKERS = {'onnxruntime-cpu': 'o', 'torch-cpu': 's', 'torch-cuda': '^'}
+_MARKERS = {'onnxruntime-cpu': 'o', 'openvino-cpu-f32': 'D', 'openvino-cpu-bf16': 'd', 'torch-cpu': 's',
+            'torch-cuda': '^'}
 METHOD = ('Params and MACs per frame: torch-pruning\'s counter at the input size, steady state of a long video '
           '(INT8: the float network it dequantizes to). Latency: the inference backends on uint8 frames, ONNX Runtime '
-          'on an exported graph (`fp32`, or `int8-ort` integer kernels for INT8), all models and backends '
+          'on an exported graph (`fp32`, or `int8-ort` integer kernels for INT8), OpenVINO on the same graph with its '
+          'float layers in `f32` or `bf16` (INT8 graphs: integer convolutions), all models and backends '
           'interleaved round-robin; ms per frame = median window time / frames. Peak memory: the rise of the RSS '
           'high-water mark during one forward, in a fresh process per model and backend.')
 

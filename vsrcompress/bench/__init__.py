@@ -1,0 +1,11 @@
+"""The benchmark library: what every benchmark script shares (machine facts, interleaved timing, outputs).
+
+A benchmark records the machine it ran on (CPU model and the instruction-set flags that decide engine speed, load
+average before and after) and times the things it compares round-robin in one run, so that a noisy machine
+disturbs them alike. Plain Python/PyTorch; no basicsr.
+"""
+from vsrcompress.bench.machine import CPU_FEATURE_FLAGS, cpu_flags, cpu_model, load_average, machine_info
+from vsrcompress.bench.timing import best_and_median, time_interleaved
+
+__all__ = ['CPU_FEATURE_FLAGS', 'best_and_median', 'cpu_flags', 'cpu_model', 'load_average', 'machine_info',
+           'time_interleaved']

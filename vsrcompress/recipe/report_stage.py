@@ -118,9 +118,9 @@ def report_markdown(plan: RecipePlan, rows: list[dict], quality: dict, width: in
                   '|---|---|---|---|---|---|']
         lines += [f'| {label} | {d["graph"]} | {d["inference_precision"]} | {d["psnr"]:.3f} | '
                   f'{d["psnr_minus_pytorch"]:+.3f} | {d["ssim"]:.4f} |' for label, d in deployed.items()]
-    lines += ['', 'Latency: one window of frames, models interleaved round-robin; OpenVINO runs the same graph as '
-              'ONNX Runtime with its float layers in f32 or bf16 (INT8 graphs: integer convolutions, the rest in that '
-              'precision); details, peak memory and notes in [complexity.md](complexity.md).', '', '![complexity](complexity.png)', '', '## PSNR along the clip',
+    lines += ['', 'Latency: one window of frames, models interleaved round-robin; OpenVINO runs the fp32 graph, or '
+              'for INT8 the int8-trt graph (integer convolutions), with its float layers in f32 or bf16; details, '
+              'peak memory and notes in [complexity.md](complexity.md).', '', '![complexity](complexity.png)', '', '## PSNR along the clip',
               '', '![per-frame PSNR](per_frame_psnr.png)', '']
     return '\n'.join(lines)
 

@@ -26,6 +26,7 @@ A measurement that cannot be made for one model (an INT8 checkpoint without ``co
 is recorded as unavailable with the reason; the other measurements go on.
 """
 import copy
+import importlib.metadata
 import multiprocessing
 import os
 import pickle
@@ -43,6 +44,7 @@ from pytorch_quantization.nn import QuantConv2d, TensorQuantizer
 from torch import nn
 
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet
+from vsrcompress.bench.machine import cpu_flags, cpu_model
 from vsrcompress.checkpoint import load_checkpoint
 from vsrcompress.export import MIN_SIZE, export_onnx, load_deployable_network
 from vsrcompress.export.openvino_export import export_openvino
@@ -366,7 +368,8 @@ def measure_complexity(models: Sequence[ModelEntry], width: int, height: int, fr
     setup = {'width': width, 'height': height, 'frames': frames, 'repeats': repeats, 'warmup': warmup,
              'threads': threads, 'backends': list(backends), 'memory': memory, 'dynamic_graph': dynamic_graph,
              'cpu_count': os.cpu_count(), 'machine': platform.machine(), 'torch': torch.__version__,
-             'onnxruntime': onnxruntime.__version__,
+             'onnxruntime': onnxruntime.__version__, 'openvino': importlib.metadata.version('openvino'),
+             'cpu_model': cpu_model(), 'cpu_flags': cpu_flags(),
              'cuda_device': torch.cuda.get_device_name() if torch.cuda.is_available() else None,
              'started': time.strftime('%Y-%m-%d %H:%M'), 'load_average_before': _load_average()}
     counts = [count_model_complexity(m.net, width, height) for m in prepared]

@@ -25,7 +25,7 @@ import torch
 
 from vsrcompress.bench.machine import load_average, machine_info
 from vsrcompress.bench.timing import time_interleaved
-from vsrcompress.export import export_onnx, output_psnr, quantizers_bypassed, read_footage_windows
+from vsrcompress.export import export_onnx, output_psnr, read_footage_windows
 from vsrcompress.export.openvino_export import export_openvino
 from vsrcompress.export.openvino_runtime import bf16_supported, compile_openvino, runtime_kernel_summary
 from vsrcompress.inference.multi_stream import run_many_video_sr
@@ -159,7 +159,8 @@ def _runners(variants: dict, folder: str, config: CpuBackendsConfig, threads: in
             runners[f'{variant} | onnxruntime {graph}'] = _ort(onnx_path, threads)
             reference[f'{variant} | onnxruntime {graph}'] = ref
         for precision in precisions:
-            name = f'{variant} | openvino {precision}' if graph == 'fp32' else f'{variant} | openvino {graph}+{precision}'
+            engine = precision if graph == 'fp32' else f'{graph}+{precision}'
+            name = f'{variant} | openvino {engine}'
             runners[name], kernels[name] = _openvino(xml, precision, threads, shape)
             reference[name] = ref
         log(f'{variant} {graph}: ONNX and OpenVINO IR ready')
@@ -300,7 +301,7 @@ def markdown(result: dict) -> str:
     """The result as a Markdown page: setup, one table per arch, the several-inputs part, the targets."""
     m, c = result['machine'], result['config']
     network = ', '.join(f'{k} {v}' for k, v in c['network'].items()) or 'official full-size configurations'
-    lines = [f'# CPU engines at full size: torch vs ONNX Runtime vs OpenVINO\n',
+    lines = ['# CPU engines at full size: torch vs ONNX Runtime vs OpenVINO\n',
              f'`{c["command"]}` on {m["when"]}: {m["cpu_model"]}, {m["cpus"]} CPUs, {m["threads"]} threads, flags '
              f'{", ".join(m["cpu_flags"])}; load average {m["load_average_before"]} before, '
              f'{m["load_average_after"]} after; {", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)}.\n',

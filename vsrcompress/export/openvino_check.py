@@ -63,7 +63,8 @@ def check_openvino(xml_path: str, net: nn.Module, height: int, width: int, atol:
         m, precision = result.match, result.inference_precision
         where = f'{m.height}x{m.width} in {precision}'
         if spec.precision in INT8_PRECISIONS and precision == recorded and not m.psnr_db >= min_int8_psnr:
-            failures.append(f'{where}: PSNR {m.psnr_db:.1f} dB against the fake-quantized network (< {min_int8_psnr:g})')
+            failures.append(f'{where}: PSNR {m.psnr_db:.1f} dB against the fake-quantized network '
+                            f'(< {min_int8_psnr:g})')
         elif spec.precision == 'fp32' and precision == 'f32' and not m.max_abs_error <= atol:
             failures.append(f'{where}: max abs error {m.max_abs_error:.3g} (> {atol:g})')
         elif precision == 'bf16' and not m.psnr_db >= min_bf16_psnr:

@@ -72,7 +72,8 @@ def openvino_quality(plan: RecipePlan, val_set, quality: dict, max_clips: int | 
         engine = OpenVINONetwork(loaded.net, precision, 'int8-trt' if loaded.int8 else 'fp32')
         q = clip_quality(engine, val_set, max_clips)
         deployed[label] = {'inference_precision': precision, 'graph': 'int8-trt' if loaded.int8 else 'fp32',
-                           'psnr': q['psnr'], 'ssim': q['ssim'], 'psnr_minus_pytorch': q['psnr'] - quality[label]['psnr']}
+                           'psnr': q['psnr'], 'ssim': q['ssim'],
+                           'psnr_minus_pytorch': q['psnr'] - quality[label]['psnr']}
     return deployed
 
 
@@ -120,7 +121,8 @@ def report_markdown(plan: RecipePlan, rows: list[dict], quality: dict, width: in
                   f'{d["psnr_minus_pytorch"]:+.3f} | {d["ssim"]:.4f} |' for label, d in deployed.items()]
     lines += ['', 'Latency: one window of frames, models interleaved round-robin; OpenVINO runs the fp32 graph, or '
               'for INT8 the int8-trt graph (integer convolutions), with its float layers in f32 or bf16; details, '
-              'peak memory and notes in [complexity.md](complexity.md).', '', '![complexity](complexity.png)', '', '## PSNR along the clip',
+              'peak memory and notes in [complexity.md](complexity.md).', '', '![complexity](complexity.png)', '',
+              '## PSNR along the clip',
               '', '![per-frame PSNR](per_frame_psnr.png)', '']
     return '\n'.join(lines)
 

@@ -15,8 +15,9 @@ _MARKERS = {'onnxruntime-cpu': 'o', 'openvino-cpu-f32': 'D', 'openvino-cpu-bf16'
             'torch-cuda': '^'}
 METHOD = ('Params and MACs per frame: torch-pruning\'s counter at the input size, steady state of a long video '
           '(INT8: the float network it dequantizes to). Latency: the inference backends on uint8 frames, ONNX Runtime '
-          'on an exported graph (`fp32`, or `int8-ort` integer kernels for INT8), OpenVINO on the fp32 graph (INT8: the '
-          '`int8-trt` graph, integer convolutions) with its float layers in `f32` or `bf16`, all models and backends '
+          'on an exported graph (`fp32`, or `int8-ort` integer kernels for INT8), OpenVINO on the fp32 graph (INT8: '
+          'the `int8-trt` graph, integer convolutions) with its float layers in `f32` or `bf16`, all models and '
+          'backends '
           'interleaved round-robin; ms per frame = median window time / frames. Peak memory: the rise of the RSS '
           'high-water mark during one forward, in a fresh process per model and backend.')
 
@@ -35,7 +36,8 @@ def _setup_line(setup: dict) -> str:
             f"threads: {setup['threads']} of "
             f"{setup['cpu_count']} CPUs ({setup.get('cpu_model', setup['machine'])}, flags "
             f"{', '.join(setup.get('cpu_flags', [])) or 'unknown'}); torch {setup['torch']}, ONNX Runtime "
-            f"{setup['onnxruntime']}, OpenVINO {setup.get('openvino') or '-'}; GPU: {setup['cuda_device'] or 'none'}; load average (1/5/15 min) "
+            f"{setup['onnxruntime']}, OpenVINO {setup.get('openvino') or '-'}; GPU: {setup['cuda_device'] or 'none'}; "
+            f"load average (1/5/15 min) "
             f"{before} before, {after} after; started {setup['started']}.")
 
 

@@ -14,7 +14,7 @@ import sys
 
 import vsrcompress  # noqa: F401  (registers the archs with basicsr)
 from vsrcompress.bench.cpu_backends import CpuBackendsConfig, markdown, plot, run
-from vsrcompress.report.atomic_files import write_benchmark_result
+from vsrcompress.atomic_files import write_benchmark_result
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

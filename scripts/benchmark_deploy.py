@@ -52,7 +52,7 @@ from vsrcompress.export import (export_onnx, integer_kernel_summary, load_deploy
 from vsrcompress.inference import OnnxRuntimeBackend, TorchBackend, run_video_sr
 from vsrcompress.quantization import QuantConfig, calibrate, quantize_network
 from vsrcompress.quantization.output_ranges import calibrate_output_ranges
-from vsrcompress.report.atomic_files import write_benchmark_result, write_figure
+from vsrcompress.atomic_files import write_benchmark_result, write_figure
 
 INTERVALS, OVERLAPS = (3, 5, 8, 15), (0, 2, 4)
 BACKENDS = ('torch fp32', 'onnxruntime fp32', 'onnxruntime int8-ort', 'onnxruntime int8-trt')

@@ -36,7 +36,7 @@ import torch
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet
 from vsrcompress.checkpoint import network_checkpoint, save_atomic
 from vsrcompress.pruning import PARTS, count_complexity, prune_network
-from vsrcompress.report.atomic_files import write_benchmark_result, write_figure
+from vsrcompress.atomic_files import write_benchmark_result, write_figure
 
 ARCHS = {'basicvsr': BasicVSRNet, 'iconvsr': IconVSRNet}
 FORMATS = {'contiguous': torch.contiguous_format, 'channels_last': torch.channels_last}

@@ -52,7 +52,7 @@ from vsrcompress.models.recurrent_vsr_model import FLOW_PARTS
 from vsrcompress.pruning import CRITERIA, PARTS, PruningConfig, count_complexity, parse_pruning_config, prune_network
 from vsrcompress.pruning.complexity import clip_lengths
 from vsrcompress.recipe.clip_quality import BicubicUpsampler, clip_quality
-from vsrcompress.report.atomic_files import write_benchmark_result, write_figure
+from vsrcompress.atomic_files import write_benchmark_result, write_figure
 
 DEFAULT_CHECKPOINT = 'experiments/demo_basicvsr_prune_qat_teacher/models/net_g_latest.pth'
 DEFAULT_FOOTAGE = 'datasets/demo'

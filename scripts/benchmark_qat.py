@@ -52,7 +52,7 @@ from vsrcompress.footage import layout
 from vsrcompress.quantization import (CALIBRATORS, OUTPUT_RANGE_KEY, SKIP_PARTS, QuantConfig, calibrate,
                                       calibrate_output_ranges, export_int8_checkpoint, quantize_network)
 from vsrcompress.recipe.clip_quality import clip_quality
-from vsrcompress.report.atomic_files import write_benchmark_result, write_figure
+from vsrcompress.atomic_files import write_benchmark_result, write_figure
 
 DEFAULT_CHECKPOINT = 'experiments/demo_basicvsr_prune_qat_teacher/models/net_g_latest.pth'
 DEFAULT_FOOTAGE = 'datasets/demo'

@@ -32,7 +32,7 @@ from vsrcompress.export.cli_options import add_arch_arguments, network_options
 from vsrcompress.footage import layout
 from vsrcompress.quantization import (CALIBRATORS, SKIP_PARTS, QuantConfig, calibrate, part_units, quantize_network,
                                       sensitivity_analysis)
-from vsrcompress.report.atomic_files import write_benchmark_result, write_figure
+from vsrcompress.atomic_files import write_benchmark_result, write_figure
 
 DEFAULT_CHECKPOINT = 'experiments/demo_basicvsr_prune_qat_teacher/models/net_g_latest.pth'
 DEFAULT_FOOTAGE = 'datasets/demo'

@@ -185,3 +185,17 @@ def test_export_script_fp16_flag_and_precision_agree(tmp_path, flags):
     code = run_export_script(['--checkpoint', ckpt, '--output', str(tmp_path / 'h.onnx'), '--frames', '2', '--dynamic',
                               '--no-check', *flags])
     assert code == 0 and read_graph_spec(str(tmp_path / 'h.onnx')).precision == 'fp16'
+
+
+def test_graphs_and_checkpoints_get_the_users_permissions(tmp_path):
+    """Atomic writes go through mkstemp (0600); what the user gets follows the umask, like any file."""
+    net = tiny_basicvsr()
+    old = os.umask(0o022)
+    try:
+        export_onnx(net, str(tmp_path / 'net.onnx'), frames=3, height=40, width=48)
+        save_atomic({'params': net.state_dict()}, str(tmp_path / 'net.pth'))
+    finally:
+        os.umask(old)
+    for name in ('net.onnx', 'net.pth'):
+        assert os.stat(tmp_path / name).st_mode & 0o777 == 0o644
+    assert sorted(os.listdir(tmp_path)) == ['net.onnx', 'net.pth']  # no temporaries left

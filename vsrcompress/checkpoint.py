@@ -10,33 +10,26 @@ A vsrcompress network checkpoint is plain data (loadable with ``torch.load(weigh
 Official BasicSR checkpoints hold only ``params``; they load into an arch built from the YAML.
 """
 import os
-import tempfile
 from collections.abc import Mapping
 
 import torch
 from torch import nn
+
+from vsrcompress.atomic_files import write_atomic
 
 PRETRAINED_KEYS = ('spynet_path', 'edvr_path')
 
 
 def save_atomic(obj: object, path: str) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp_', suffix='.pth', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+    def write(tmp: str) -> None:
+        with open(tmp, 'wb') as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private (0600); a checkpoint should read as any file
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_atomic(path, write)
 
 
 def torch_load_failure(err: Exception) -> str:

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from vsrcompress.archs.basicvsr_net_arch import IconVSRNet
+from vsrcompress.atomic_files import write_atomic
 from vsrcompress.export.deform_conv_symbolic import DEFORM_CONV_OPSET, deform_conv_symbolic
 from vsrcompress.export.fp16_graph import convert_graph_to_fp16
 from vsrcompress.export.int8_network import conv_int8_table, quantizers_bypassed, require_int8_network
@@ -177,8 +178,7 @@ def export_onnx(net: nn.Module, path: str, frames: int, height: int, width: int,
                              scale=int(net.scale), precision=precision, arch=type(net).__name__, opset=opset)
         meta = model.metadata_props.add()
         meta.key, meta.value = _METADATA_KEY, json.dumps(asdict(spec))
-        onnx.save(model, tmp)
-        os.replace(tmp, path)
+        write_atomic(path, lambda out: onnx.save(model, out))
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -9,12 +9,12 @@ sets ``BuilderFlag.FP16``, which is what those versions need to keep FP16 layers
 import importlib.util
 import json
 import os
-import tempfile
 from dataclasses import asdict
 
 import onnx
 import torch
 
+from vsrcompress.atomic_files import write_atomic, write_text
 from vsrcompress.export.onnx_export import INPUT_NAME, OnnxGraphSpec, read_graph_spec
 
 ENGINE_SPEC_SUFFIX = '.json'  # the graph contract next to the engine, which carries no ONNX metadata
@@ -83,17 +83,11 @@ def build_tensorrt_engine(onnx_path: str, engine_path: str, max_height: int = 10
     if serialized is None:
         raise RuntimeError(f'TensorRT failed to build an engine from {onnx_path} (see the TensorRT log above).')
 
-    folder = os.path.dirname(os.path.abspath(engine_path))
-    fd, tmp = tempfile.mkstemp(prefix='.tmp_', suffix='.engine', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
+    def write(tmp: str) -> None:
+        with open(tmp, 'wb') as f:
             f.write(serialized)
-        os.replace(tmp, engine_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    with open(engine_path + ENGINE_SPEC_SUFFIX, 'w') as f:
-        json.dump(asdict(spec), f, indent=2)
+    write_atomic(engine_path, write)
+    write_text(engine_path + ENGINE_SPEC_SUFFIX, json.dumps(asdict(spec), indent=2))
     return engine_path
 
 

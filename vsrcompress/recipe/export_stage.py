@@ -14,7 +14,7 @@ from vsrcompress.export import (INT8_PRECISIONS, build_tensorrt_engine, check_on
 from vsrcompress.export.openvino_check import check_openvino
 from vsrcompress.export.openvino_export import OPENVINO_GRAPH_PRECISIONS, export_openvino
 from vsrcompress.recipe.plan import RecipePlan
-from vsrcompress.report.atomic_files import write_text
+from vsrcompress.atomic_files import write_text
 
 _TENSORRT_PRECISIONS = ('fp32', 'fp16', 'int8-trt')  # int8-ort graphs are for ONNX Runtime's CPU kernels
 

@@ -12,7 +12,7 @@ import sys
 import yaml
 
 from vsrcompress.recipe.plan import TRAIN_STAGES, RecipePlan, parse_recipe
-from vsrcompress.report.atomic_files import write_text
+from vsrcompress.atomic_files import write_text
 
 
 def load_recipe(opt_path: str, root: str) -> RecipePlan:

@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 
-from vsrcompress.report.atomic_files import write_figure, write_text
+from vsrcompress.atomic_files import write_figure, write_text
 
 BACKEND_LABELS = {'onnxruntime-cpu': 'ONNX Runtime CPU', 'openvino-cpu-f32': 'OpenVINO CPU f32',
                   'openvino-cpu-bf16': 'OpenVINO CPU bf16', 'torch-cpu': 'PyTorch CPU FP32',

@@ -1,4 +1,6 @@
-"""Benchmark outputs written atomically: a reader never sees half a JSON, table or plot."""
+"""Every file vsrcompress writes for a user goes through here: written to a temporary name beside its target, then
+renamed, so a reader (or a crash) never sees half a checkpoint, graph, engine, report or plot; and with the user's
+umask, not the private 0600 that ``mkstemp`` gives."""
 import json
 import os
 import tempfile

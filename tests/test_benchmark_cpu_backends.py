@@ -41,11 +41,14 @@ def test_tiny_run_measures_every_engine_and_writes_the_result(footage, tmp_path)
     assert rows['pruned | openvino f32']['psnr_vs_reference_db'] > 80  # same network, same math
     assert rows['pruned int8 | openvino int8-trt+f32']['psnr_vs_reference_db'] > 35  # vs the fake-quantized net
     assert rows['pruned | onnxruntime fp32']['macs_per_frame'] < 0.3 * rows[REFERENCE]['macs_per_frame']
+    layers = rows['pruned int8 | openvino int8-trt+f32']['openvino_time_by_layer_type']
+    assert 'Convolution' in {x['layer_type'] for x in layers} and rows[REFERENCE]['openvino_time_by_layer_type'] is None
     streams = result['streams']
     assert streams['frames_per_input'] == [6, 6] and streams['all_at_once']['aggregate_fps'] > 0
     assert {t['target'].split(' ')[0] for t in result['targets']} == {'pruned', '2'}
     page = (tmp_path / 'cpu_backends.md').read_text()
     assert page == markdown(result) and result['machine']['cpu_model'] in page and 'Several inputs at once' in page
+    assert 'OpenVINO time by layer type' in page
     assert os.path.getsize(tmp_path / 'cpu_backends.png') > 0
 
 

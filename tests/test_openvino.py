@@ -18,7 +18,8 @@ from vsrcompress.checkpoint import network_checkpoint, save_atomic
 from vsrcompress.export import OnnxMismatchError, export_onnx
 from vsrcompress.export.openvino_check import check_openvino, export_checked_openvino
 from vsrcompress.export.openvino_export import export_openvino, read_openvino_spec
-from vsrcompress.export.openvino_runtime import bf16_supported, check_inference_precision, compile_openvino
+from vsrcompress.export.openvino_runtime import (bf16_supported, check_inference_precision, compile_openvino,
+                                                 time_by_layer_type)
 from vsrcompress.inference import make_backend, run_video_sr
 from vsrcompress.inference.multi_stream import run_many_video_sr
 from vsrcompress.quantization import calibrate, quantize_network
@@ -83,6 +84,10 @@ def test_int8_irs_run_integer_convs_close_to_fake_quantization(quantized, tmp_pa
     assert convs.get('u8', 0) + convs.get('i8', 0) > convs.get('f32', 0)  # most convs run as integer kernels
     f32 = next(c for c in record['checks'] if c['inference_precision'] == 'f32')
     assert f32['psnr_db'] >= 40.0
+    layers = time_by_layer_type(str(tmp_path / f'{placement}.xml'), 'f32', make_clip(3).numpy())
+    assert abs(sum(r['share'] for r in layers) - 1) < 1e-6 and layers[0]['seconds'] >= layers[-1]['seconds']
+    convs = [r for r in layers if r['layer_type'] == 'Convolution']
+    assert any(r['kernel'].endswith(('I8', 'u8', 'i8')) for r in convs), convs  # the integer kernels are named
 
 
 def test_failed_check_leaves_no_ir_under_the_output_name(quantized, tmp_path):

@@ -27,7 +27,8 @@ from vsrcompress.bench.machine import load_average, machine_info
 from vsrcompress.bench.timing import time_interleaved
 from vsrcompress.export import export_onnx, output_psnr, read_footage_windows
 from vsrcompress.export.openvino_export import export_openvino
-from vsrcompress.export.openvino_runtime import bf16_supported, compile_openvino, runtime_kernel_summary
+from vsrcompress.export.openvino_runtime import (bf16_supported, compile_openvino, runtime_kernel_summary,
+                                                 time_by_layer_type)
 from vsrcompress.inference.multi_stream import run_many_video_sr
 from vsrcompress.inference.openvino_backend import OpenVINOBackend
 from vsrcompress.inference.pipeline import run_video_sr
@@ -137,11 +138,12 @@ def _torch(net: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _runners(variants: dict, folder: str, config: CpuBackendsConfig, threads: int, log: Callable[[str], None]
-             ) -> tuple[dict, dict, dict]:
-    """``{name: run(lq)}``, the OpenVINO kernel summaries, and the PyTorch reference name of every runner."""
+             ) -> tuple[dict, dict, dict, dict]:
+    """``{name: run(lq)}``, the OpenVINO kernel summaries, the PyTorch reference name of every runner, and the
+    ``(IR path, precision)`` of every OpenVINO runner."""
     shape = (1, config.frames, 3, config.height, config.width)
     precisions = ['f32'] + (['bf16'] if bf16_supported() else [])
-    runners, kernels, reference = {}, {}, {}
+    runners, kernels, reference, irs = {}, {}, {}, {}
     graphs = {}
     for variant in ('dense', 'pruned'):
         graphs[(variant, 'fp32')] = (variants[variant], None)
@@ -163,11 +165,12 @@ def _runners(variants: dict, folder: str, config: CpuBackendsConfig, threads: in
             name = f'{variant} | openvino {engine}'
             runners[name], kernels[name] = _openvino(xml, precision, threads, shape)
             reference[name] = ref
+            irs[name] = (xml, precision)
         log(f'{variant} {graph}: ONNX and OpenVINO IR ready')
     for variant in ('dense', 'pruned'):
         runners[f'{variant} | torch fp32'] = _torch(variants[variant])
         reference[f'{variant} | torch fp32'] = f'{variant} | torch fp32'
-    return runners, kernels, reference
+    return runners, kernels, reference, irs
 
 
 def _measure_arch(arch: str, config: CpuBackendsConfig, calib: list[torch.Tensor], threads: int,
@@ -176,11 +179,13 @@ def _measure_arch(arch: str, config: CpuBackendsConfig, calib: list[torch.Tensor
     lq = _moving_clip(config.frames, config.height, config.width)
     counts = {v: count_model_complexity(variants[v], config.width, config.height) for v in ('dense', 'pruned')}
     with tempfile.TemporaryDirectory(prefix='cpu_backends_') as folder:
-        runners, kernels, reference = _runners(variants, folder, config, threads, log)
+        runners, kernels, reference, irs = _runners(variants, folder, config, threads, log)
         array = lq.numpy()
         outputs = {}
         seconds = time_interleaved({n: (lambda r=r, n=n: outputs.__setitem__(n, r(array))) for n, r in runners.items()},
                                    config.repeats, config.warmup, log)
+        layers = {name: time_by_layer_type(xml, precision, array, threads) for name, (xml, precision) in irs.items()}
+        log(f'{arch}: OpenVINO time by layer type counted')
     int8 = variants['pruned int8'][0]
     with torch.inference_mode():
         outputs['pruned int8 | torch fake-quant'] = int8(lq).numpy()
@@ -192,7 +197,8 @@ def _measure_arch(arch: str, config: CpuBackendsConfig, calib: list[torch.Tensor
                      'window_seconds': times, 'ms_per_frame_median': 1000 * float(np.median(times)) / config.frames,
                      'ms_per_frame_best': 1000 * min(times) / config.frames,
                      'psnr_vs_reference_db': output_psnr(outputs[reference[name]], outputs[name]),
-                     'reference': reference[name], 'openvino_kernels': kernels.get(name)})
+                     'reference': reference[name], 'openvino_kernels': kernels.get(name),
+                     'openvino_time_by_layer_type': layers.get(name)})
     ref = next(r for r in rows if r['name'] == REFERENCE)
     for row in rows:
         row['speedup_vs_dense_ort_fp32'] = ref['ms_per_frame_median'] / row['ms_per_frame_median']
@@ -321,6 +327,7 @@ def markdown(result: dict) -> str:
         int8 = [r for r in arch['rows'] if r['openvino_kernels'] and r['variant'] == 'pruned int8']
         lines.append('\nOpenVINO convolutions by runtime precision: ' + '; '.join(
             f'{r["precision"]}: {r["openvino_kernels"]["convolutions_by_precision"]}' for r in int8) + '\n')
+        lines += _layer_time_table(arch['rows'])
     s = result['streams']
     if s:
         lines += ['## Several inputs at once\n', f'{s["inputs"]} video files of {s["frames_per_input"]} frames, '
@@ -337,6 +344,21 @@ def markdown(result: dict) -> str:
     lines += [f'| {t["arch"]} | {t["target"]} | {t["measured"]:.2f}x | {"yes" if t["met"] else "no"} |'
               for t in result['targets']]
     return '\n'.join(lines) + '\n'
+
+
+def _layer_time_table(rows: list[dict], top: int = 4) -> list[str]:
+    """Where each OpenVINO run spends its time: the largest layer types with their kernels and shares."""
+    profiled = [r for r in rows if r.get('openvino_time_by_layer_type')]
+    if not profiled:
+        return []
+    lines = ['OpenVINO time by layer type (one counted inference; kernel names give the instruction set and the '
+             'precision, e.g. `brgconv_avx512_I8` = integer convolutions on AVX-512 VNNI, `amx` where AMX is used):\n',
+             '| variant | precision | largest layer types: kernel, layers, share of the time |', '|---|---|---|']
+    for r in sorted(profiled, key=lambda r: -r['ms_per_frame_median']):
+        parts = [f'{x["layer_type"]} `{x["kernel"]}` x{x["layers"]} {100 * x["share"]:.0f} %'
+                 for x in r['openvino_time_by_layer_type'][:top]]
+        lines.append(f'| {r["variant"]} | {r["precision"]} | {"; ".join(parts)} |')
+    return lines + ['']
 
 
 def plot(result: dict, path: str) -> None:

@@ -41,7 +41,7 @@ def check_inference_precision(precision: str, require_support: bool = True) -> N
 
 
 def compile_openvino(model, precision: str, threads: int = 0, mode: str = 'latency', streams: int | None = None,
-                     input_shape: tuple[int, ...] | None = None):
+                     input_shape: tuple[int, ...] | None = None, profile: bool = False):
     """Compile an IR path or ``ov.Model`` for the CPU in ``precision``; returns an ``ov.CompiledModel``.
 
     Args:
@@ -52,6 +52,7 @@ def compile_openvino(model, precision: str, threads: int = 0, mode: str = 'laten
         streams: Throughput mode: number of parallel streams (default: OpenVINO's choice for the CPU).
         input_shape: Fix a dynamic graph's input to this shape before compiling (static shapes compile to faster
             kernels than dynamic ones).
+        profile: Count time per layer (``PERF_COUNT``; read with ``time_by_layer_type``). Off for timing runs.
     """
     import openvino as ov
 
@@ -68,6 +69,8 @@ def compile_openvino(model, precision: str, threads: int = 0, mode: str = 'laten
         config['INFERENCE_NUM_THREADS'] = int(threads)
     if mode == 'throughput' and streams:
         config['NUM_STREAMS'] = int(streams)
+    if profile:
+        config['PERF_COUNT'] = True
     return ov.Core().compile_model(model, 'CPU', config)
 
 
@@ -85,3 +88,27 @@ def runtime_kernel_summary(compiled) -> dict:
     return {'convolutions_by_precision': dict(sorted(convs.items())),
             'inference_precision': compiled.get_property('INFERENCE_PRECISION_HINT').get_type_name(),
             'streams': int(compiled.get_property('NUM_STREAMS'))}
+
+
+def time_by_layer_type(model, precision: str, lq, threads: int = 0) -> list[dict]:
+    """Where one inference of ``lq`` spends its time, by layer type and kernel, largest first.
+
+    Compiled separately with per-layer counters (they cost a little time), run once to warm up and once counted.
+    Rows: ``layer_type`` (e.g. ``Convolution``), ``kernel`` (the plugin's implementation, e.g. ``brgconv_avx512_I8``:
+    it names the instruction set and the precision), ``layers``, ``seconds`` and ``share`` of the counted total.
+    """
+    compiled = compile_openvino(model, precision, threads, input_shape=tuple(lq.shape), profile=True)
+    request = compiled.create_infer_request()
+    request.infer([lq])
+    request.infer([lq])
+    rows: dict[tuple[str, str], dict] = {}
+    for layer in request.profiling_info:
+        row = rows.setdefault((layer.node_type, layer.exec_type), {'layer_type': layer.node_type,
+                                                                  'kernel': layer.exec_type, 'layers': 0,
+                                                                  'seconds': 0.0})
+        row['layers'] += 1
+        row['seconds'] += layer.real_time.total_seconds()
+    total = sum(r['seconds'] for r in rows.values()) or 1.0
+    for row in rows.values():
+        row['share'] = row['seconds'] / total
+    return sorted(rows.values(), key=lambda r: -r['seconds'])

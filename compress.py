@@ -15,3 +15,7 @@ if __name__ == '__main__':
         run_recipe(args.opt, osp.dirname(osp.abspath(__file__)), args.auto_resume)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         sys.exit(f'error: {err}')
+    except KeyboardInterrupt:
+        print('error: interrupted; the running stage stopped with its last checkpoint: rerun with --auto_resume to '
+              'continue from it', file=sys.stderr)
+        sys.exit(130)

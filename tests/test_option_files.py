@@ -11,6 +11,7 @@ from basicsr.utils.registry import DATASET_REGISTRY, MODEL_REGISTRY
 from vsrcompress.footage import layout
 from vsrcompress.pruning import parse_pruning_config
 from vsrcompress.quantization import QuantConfig
+from vsrcompress.option_checks import check_options
 from vsrcompress.recipe import parse_recipe
 from vsrcompress.recipe.plan import TRAIN_STAGES
 
@@ -36,6 +37,10 @@ def training_options(name: str, workdir) -> list[dict]:
     if dense:  # recipes check that their start exists; the official weights are not downloaded here
         os.makedirs(os.path.dirname(dense), exist_ok=True)
         open(dense, 'wb').close()
+    for ds in opt['datasets'].values():  # recipes check that their footage exists; a placeholder layout here
+        os.makedirs(ds['dataroot_gt'], exist_ok=True)
+        os.makedirs(ds['dataroot_lq'], exist_ok=True)
+        open(ds['meta_info_file'], 'a').close()
     plan = parse_recipe(opt, str(workdir))
     assert plan.stages[-2:] == ['export', 'report']
     return [plan.wired_stage_options(s) for s in plan.stages if s in TRAIN_STAGES]
@@ -50,6 +55,7 @@ def test_option_file_is_consistent(name, tmp_path, monkeypatch):
 
 def check_training_options(opt: dict) -> None:
     assert opt['model_type'] in MODEL_REGISTRY
+    check_options(opt, is_train='train' in opt, check_files=False)  # every key known, every value of its type
     for phase, ds in opt['datasets'].items():
         assert ds['type'] in DATASET_REGISTRY
         split = 'train' if phase == 'train' else 'val'

@@ -99,19 +99,6 @@ def ordered_yaml() -> tuple[type, type]:
     return _OrderedSafeLoader, _OrderedDumper
 
 
-class OptionFileError(ValueError):
-    """The ``-opt`` file is missing or is not a plain YAML option file."""
-
-
-def _option_file_error(path: str, err: yaml.YAMLError) -> OptionFileError:
-    mark = getattr(err, 'problem_mark', None) or getattr(err, 'context_mark', None)
-    where = f' (line {mark.line + 1}, column {mark.column + 1})' if mark is not None else ''
-    problem = getattr(err, 'problem', None) or str(err).splitlines()[0]
-    hint = (' Option files are read as plain YAML: Python tags are refused.' if 'constructor for the tag' in problem
-            else '')
-    return OptionFileError(f'-opt {path}: {problem}{where}.{hint}')
-
-
 def _load_training_state(path: str) -> dict:
     """A ``.state`` file as plain data: ``weights_only=True`` explicitly, so no environment setting
     (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``) turns loading into running a planted pickle. BasicSR's states (epoch,
@@ -200,12 +187,31 @@ def _restore_archived() -> None:
         print(f'restored {path} (this run stopped before training started)', file=sys.stderr, flush=True)
 
 
+def _checking(parse_options: Callable) -> Callable:
+    """basicsr's ``parse_options`` followed by ``option_checks.check_options``: every option vsrcompress reads is
+    checked before the pipeline makes, archives or loads anything."""
+    if getattr(parse_options, 'checks_options', False):
+        return parse_options
+
+    def parse_and_check(root_path, is_train=True):
+        from vsrcompress.option_checks import check_options
+        opt, args = parse_options(root_path, is_train=is_train)
+        check_options(opt, is_train=is_train)
+        return opt, args
+    parse_and_check.checks_options = True
+    return parse_and_check
+
+
 def run_pipeline(pipeline: Callable[[str], object], root_path: str, argv: list[str] | None = None) -> int:
     """Run basicsr's ``train_pipeline``/``test_pipeline``; option-file problems give one ``error:`` line, exit 2.
+
+    A missing file, bad YAML, or an option ``option_checks`` refuses (unknown key, wrong type, missing dataroot) is
+    found before the pipeline makes or archives any folder.
 
     A run that fails before its model is built (a bad dataset or network option, a missing file) puts back the
     experiment/results folders it archived, so a typo never moves a finished run away.
     """
+    from vsrcompress.option_checks import OptionError, option_file_error
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument('-opt')
     opt_path = parser.parse_known_args(sys.argv[1:] if argv is None else argv)[0].opt
@@ -215,7 +221,10 @@ def run_pipeline(pipeline: Callable[[str], object], root_path: str, argv: list[s
     try:
         pipeline(root_path)
     except yaml.YAMLError as err:
-        print(f'error: {_option_file_error(opt_path, err)}', file=sys.stderr)
+        print(f'error: {option_file_error(opt_path, err)}', file=sys.stderr)
+        return 2
+    except OptionError as err:
+        print(f'error: -opt {opt_path}: {err}', file=sys.stderr)
         return 2
     except BaseException:
         _restore_archived()
@@ -253,4 +262,6 @@ def install() -> None:
     basicsr.train.mkdir_and_rename = mkdir_and_rename
     basicsr.train.build_model = _committing(basicsr.train.build_model)
     basicsr.test.build_model = _committing(basicsr.test.build_model)
+    basicsr.train.parse_options = _checking(basicsr.train.parse_options)
+    basicsr.test.parse_options = _checking(basicsr.test.parse_options)
     _explain_registry_misses()

@@ -20,7 +20,6 @@ A quantized network exported as ``fp32``/``fp16`` gives the float graph of its (
 import contextlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
@@ -30,7 +29,7 @@ import torch
 from torch import nn
 
 from vsrcompress.archs.basicvsr_net_arch import IconVSRNet
-from vsrcompress.atomic_files import write_atomic
+from vsrcompress.atomic_files import make_temporary, write_atomic
 from vsrcompress.export.deform_conv_symbolic import DEFORM_CONV_OPSET, deform_conv_symbolic
 from vsrcompress.export.fp16_graph import convert_graph_to_fp16
 from vsrcompress.export.int8_network import conv_int8_table, quantizers_bypassed, require_int8_network
@@ -154,8 +153,7 @@ def export_onnx(net: nn.Module, path: str, frames: int, height: int, width: int,
     net.eval().cpu()
     clip = torch.rand(1, frames, 3, height, width, generator=torch.Generator().manual_seed(0))
     dynamic_axes = {INPUT_NAME: {3: 'height', 4: 'width'}, OUTPUT_NAME: {3: 'out_height', 4: 'out_width'}}
-    fd, tmp = tempfile.mkstemp(prefix='.tmp_', suffix='.onnx', dir=folder)
-    os.close(fd)
+    tmp = make_temporary(folder, suffix='.onnx')
     try:
         with torch.no_grad(), contextlib.ExitStack() as stack, warnings.catch_warnings():
             warnings.simplefilter('ignore', torch.jit.TracerWarning)  # shape-to-Python conversions are handled

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vsrcompress.atomic_files import make_temporary
 from vsrcompress.export.onnx_check import (DEFAULT_FP32_ATOL, DEFAULT_INT8_MIN_PSNR, OnnxMatch, OnnxMismatchError,
                                            check_sizes, compare_runner_with_torch)
 from vsrcompress.export.onnx_export import INT8_PRECISIONS, export_onnx
@@ -92,8 +93,7 @@ def export_checked_openvino(net: nn.Module, xml_path: str, frames: int, height: 
     """
     check_inference_precision(inference_precision)
     folder = os.path.dirname(os.path.abspath(xml_path))
-    fd, onnx_tmp = tempfile.mkstemp(prefix='.tmp_', suffix='.onnx', dir=folder if os.path.isdir(folder) else None)
-    os.close(fd)
+    onnx_tmp = make_temporary(folder if os.path.isdir(folder) else tempfile.gettempdir(), suffix='.onnx')
     try:
         export_onnx(net, onnx_tmp, frames, height, width, dynamic=dynamic, precision=precision,
                     conv_output_range=conv_output_range, float_output_layers=float_output_layers)

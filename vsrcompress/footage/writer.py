@@ -16,6 +16,7 @@ import numpy as np
 from basicsr.utils.lmdb_util import LmdbMaker
 from tqdm import tqdm
 
+from vsrcompress.atomic_files import make_temporary
 from vsrcompress.footage import layout
 from vsrcompress.footage.degradations import ClipDegradation, LQClipMaker
 
@@ -106,7 +107,7 @@ class FootageWriter:
         parent = os.path.dirname(self.output)
         try:
             os.makedirs(parent, exist_ok=True)
-            self.tmp = tempfile.mkdtemp(prefix=f'.{os.path.basename(self.output)}.partial-', dir=parent)
+            self.tmp = make_temporary(parent, f'.{os.path.basename(self.output)}.partial-', directory=True)
         except OSError as err:  # read-only place, a file where a folder should be, ...: say which option is wrong
             raise OSError(f'--output {self.output}: cannot create the dataset there: {err}') from err
         umask = os.umask(0)

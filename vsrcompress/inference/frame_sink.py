@@ -1,6 +1,7 @@
 """Where SR frames go: a video file (OpenCV VideoWriter) or a folder of PNGs, never half-written as complete.
 
-Frames are written to a temporary name beside the output (``.tmp_<name>``) and renamed to the output only
+Frames are written to a temporary name beside the output (``.tmp_<host>-<pid>.<name>``, removed by the next run
+in that folder if this one is killed; see ``atomic_files``) and renamed to the output only
 when the run completes. A run that stops early (error or Ctrl-C) releases the writer properly, so what was
 written is a playable file, and renames it to ``<stem>.partial<ext>`` (``<folder>.partial`` for frames); if no
 frame was written, or a write failed (a full disk), the temporary output is removed and nothing is left. Every
@@ -11,6 +12,8 @@ import shutil
 
 import cv2
 import numpy as np
+
+from vsrcompress.atomic_files import owned_prefix, remove_stale_temporaries
 
 VIDEO_FOURCC = {'.mp4': 'mp4v', '.m4v': 'mp4v', '.mov': 'mp4v', '.avi': 'MJPG', '.mkv': 'MJPG'}
 
@@ -65,7 +68,8 @@ class FrameSink:
         self.frames_written = 0
         self.partial: str | None = None  # set by abort() when a partial output was kept
         folder = check_writable_folder(self.path)
-        self.tmp = os.path.join(folder, '.tmp_' + os.path.basename(self.path))
+        remove_stale_temporaries(folder, '.tmp_')  # left by a killed run
+        self.tmp = os.path.join(folder, owned_prefix('.tmp_') + os.path.basename(self.path))
         ext = os.path.splitext(self.path)[1].lower()
         self.is_video = bool(ext)
         if os.path.exists(self.path) and os.path.isdir(self.path) == self.is_video:

@@ -5,13 +5,14 @@ Peak RSS is the process's lifetime high-water mark (``resource.getrusage``), so 
 queues add on top of the model when the threads do not hide them.
 """
 import json
-import os
 import resource
 import sys
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from vsrcompress.atomic_files import write_text
 
 
 def peak_rss_mib() -> float:
@@ -76,13 +77,8 @@ def format_report(report: dict) -> str:
 
 
 def write_report_json(report: dict, path: str) -> None:
-    """Write the report atomically (temporary file, then rename)."""
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f'.tmp_{os.path.basename(path)}')
+    """Write the report atomically (temporary file, then rename); a failed write is an OSError naming it."""
     try:
-        with open(tmp, 'w') as f:
-            json.dump(report, f, indent=2)
-        os.replace(tmp, path)
+        write_text(path, json.dumps(report, indent=2))
     except OSError as err:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         raise OSError(f'report: cannot write {path}: {err.strerror or err}') from err

@@ -9,7 +9,8 @@ from torch import distributed as dist
 from vsrcompress.checkpoint import load_state_strict
 from vsrcompress.models.distill_vsr_model import DistillVSRModel
 from vsrcompress.models.recurrent_vsr_model import check_ranks_agree
-from vsrcompress.pruning import VSRChannelPruner, apply_plan, parse_pruning_config
+from vsrcompress.option_checks import parse_pruning_section
+from vsrcompress.pruning import VSRChannelPruner, apply_plan
 
 
 @MODEL_REGISTRY.register()
@@ -28,13 +29,7 @@ class PruningVSRModel(DistillVSRModel):
     """
 
     def __init__(self, opt: dict):
-        section = dict(opt.get('pruning') or {})
-        if not section:
-            raise ValueError('pruning: PruningVSRModel needs a pruning section (at least ratio or mac_budget).')
-        self.step_interval = section.pop('step_interval', 0)
-        if isinstance(self.step_interval, bool) or not isinstance(self.step_interval, int) or self.step_interval < 0:
-            raise ValueError(f'pruning.step_interval: expected an integer >= 0, got {self.step_interval!r}')
-        self.pruning_config = parse_pruning_config(section)
+        self.pruning_config, self.step_interval = parse_pruning_section(opt.get('pruning'))
         if opt['is_train']:
             self._train_opts = copy.deepcopy({k: opt['train'][k] for k in ('optim_g', 'scheduler')})
         super().__init__(opt)

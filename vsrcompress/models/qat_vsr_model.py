@@ -10,13 +10,12 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from vsrcompress.checkpoint import arch_options, load_state_strict, select_params
 from vsrcompress.models.distill_vsr_model import DistillVSRModel
 from vsrcompress.models.recurrent_vsr_model import check_ranks_agree
-from vsrcompress.quantization import (INT8_FORMAT, OUTPUT_RANGE_KEY, QuantConfig, activation_quantizers, calibrate,
+from vsrcompress.option_checks import parse_quantization_section
+from vsrcompress.quantization import (INT8_FORMAT, OUTPUT_RANGE_KEY, activation_quantizers, calibrate,
                                       calibrate_output_ranges, check_calibrated,
                                       clip_psnr, export_int8_checkpoint, load_int8_checkpoint, quantize_network,
                                       quantizer_ranges, quiet_quantizer_logs, set_quantization_enabled)
 from vsrcompress.quantization.quantizers import is_quantized
-
-MODEL_KEYS = ('ptq_val_clips',)
 
 
 @MODEL_REGISTRY.register()
@@ -34,9 +33,7 @@ class QATVSRModel(DistillVSRModel):
     """
 
     def __init__(self, opt: dict):
-        section = opt.get('quantization') or {}
-        self.quant_config = QuantConfig.from_dict(section, ignore=MODEL_KEYS)
-        self.ptq_val_clips = section.get('ptq_val_clips', 2)
+        self.quant_config, self.ptq_val_clips = parse_quantization_section(opt.get('quantization'))
         if not opt['path'].get('pretrain_network_g'):
             raise ValueError('path.pretrain_network_g: QATVSRModel quantizes a trained FP32 network; give its checkpoint.')
         self.quant_report = None

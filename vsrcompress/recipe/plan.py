@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 
 from vsrcompress.export.onnx_export import INT8_PRECISIONS, MIN_SIZE, PRECISIONS
 from vsrcompress.export.openvino_runtime import check_inference_precision
-from vsrcompress.pruning.config import parse_pruning_config
-from vsrcompress.quantization.config import QuantConfig
+from vsrcompress.option_checks import OptionError, check_options
 
 STAGES = ('teacher', 'prune', 'qat', 'export', 'report')
 TRAIN_STAGES = ('teacher', 'prune', 'qat')
@@ -187,19 +186,16 @@ def _check_training_stage(plan: RecipePlan, stage: str) -> None:
     opt = plan.stage_options(stage)
     if 'train' not in (opt.get('datasets') or {}):
         raise ValueError(f'recipe.{stage}: needs datasets.train (shared or in recipe.{stage}.datasets)')
-    train = opt.get('train')
-    if not isinstance(train, Mapping) or not isinstance(train.get('total_iter'), (int, float)):
-        raise ValueError(f'recipe.{stage}.train: needs a train section with total_iter (shared or in the stage)')
-    if stage == 'prune':
-        if 'pruning' not in section:
-            raise ValueError('recipe.prune.pruning: missing; give the pruning target (ratio or mac_budget)')
-        parse_pruning_config({k: v for k, v in section['pruning'].items() if k != 'step_interval'})
-    if stage == 'qat':
-        QuantConfig.from_dict(section.get('quantization'), ignore=('ptq_val_clips',))
+    if stage == 'prune' and 'pruning' not in section:
+        raise ValueError('recipe.prune.pruning: missing; give the pruning target (ratio or mac_budget)')
     for key in ('pruning', 'quantization'):
         if key in plan.shared:
             raise ValueError(f'{key}: belongs in recipe.{"prune" if key == "pruning" else "qat"}, not at the top '
                              'level of a recipe')
+    try:  # the same checks as train.py runs (types, unknown keys, dataroots), before the first stage
+        check_options(opt, is_train=True)
+    except OptionError as err:
+        raise ValueError(f'recipe stage {stage} (shared options merged with recipe.{stage}): {err}') from None
 
 
 def _check_export(plan: RecipePlan) -> None:

@@ -6,11 +6,12 @@ are cheap and read the checkpoints as they are now). Without it every stage star
 the old experiment folders, as ``train.py`` does.
 """
 import os
-import subprocess
 import sys
 
 import yaml
 
+from vsrcompress.child_process import run_child
+from vsrcompress.option_checks import option_file_error
 from vsrcompress.recipe.plan import TRAIN_STAGES, RecipePlan, parse_recipe
 from vsrcompress.atomic_files import write_text
 
@@ -20,7 +21,10 @@ def load_recipe(opt_path: str, root: str) -> RecipePlan:
     if not os.path.isfile(opt_path):
         raise FileNotFoundError(f'-opt: {opt_path} does not exist')
     with open(opt_path) as f:
-        opt = yaml.safe_load(f)
+        try:
+            opt = yaml.safe_load(f)
+        except yaml.YAMLError as err:
+            raise option_file_error(opt_path, err) from None
     if not isinstance(opt, dict):
         raise ValueError(f'-opt: {opt_path} is not a YAML mapping of options')
     return parse_recipe(opt, root)
@@ -48,7 +52,7 @@ def run_training_stage(plan: RecipePlan, stage: str, auto_resume: bool) -> None:
     cmd = [sys.executable, '-m', 'vsrcompress.recipe.train_stage', plan.root, '-opt', options]
     if auto_resume:
         cmd.append('--auto_resume')
-    code = subprocess.run(cmd).returncode
+    code = run_child(cmd)  # dies with this process; Ctrl-C stops it cleanly (vsrcompress/child_process.py)
     if code != 0 or not os.path.isfile(output.path):
         raise RuntimeError(f'recipe: stage {stage} failed (exit code {code}; its log is in '
                            f'experiments/{plan.experiment(stage)}); fix the cause and rerun with --auto_resume to '

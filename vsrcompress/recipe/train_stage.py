@@ -11,7 +11,11 @@ from basicsr.train import train_pipeline
 
 def main() -> None:
     root = sys.argv.pop(1)
-    train_pipeline(root)
+    try:
+        train_pipeline(root)
+    except KeyboardInterrupt:  # forwarded by compress.py: its last checkpoint and state stay for --auto_resume
+        print('recipe stage: interrupted', file=sys.stderr, flush=True)
+        sys.exit(130)
 
 
 if __name__ == '__main__':

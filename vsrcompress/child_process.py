@@ -1,0 +1,56 @@
+"""A child process that lives and stops with its parent: ``compress.py`` runs each training stage this way.
+
+Killing the parent (SIGKILL, SIGTERM, a closed terminal) would otherwise leave the stage training as an orphan,
+writing checkpoints that a rerun then races with. On Linux the child asks the kernel to kill it when its parent
+dies (``prctl(PR_SET_PDEATHSIG)``). Ctrl-C (SIGINT) stops both cleanly: the child runs in its own process group, so
+a terminal's Ctrl-C reaches only the parent, which forwards one SIGINT, waits for the child to stop, then raises
+``KeyboardInterrupt`` itself; the stage's last checkpoint and training state stay for ``--auto_resume``.
+"""
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _own_group_dying_with(parent: int) -> None:
+    """Runs in the child between fork and exec: its own process group (a terminal's Ctrl-C reaches the parent
+    only), and on Linux SIGKILL when the parent exits, even by SIGKILL."""
+    os.setpgid(0, 0)
+    if not sys.platform.startswith('linux'):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent still forwards Ctrl-C
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def run_child(cmd: Sequence[str], interrupt_timeout: float = 60) -> int:
+    """Run ``cmd`` to its end and return its exit code; the child never outlives this process.
+
+    Args:
+        cmd: The command line.
+        interrupt_timeout: Seconds the child gets to stop after a forwarded Ctrl-C before it is killed.
+
+    Raises:
+        KeyboardInterrupt: After Ctrl-C, once the child has stopped.
+    """
+    parent = os.getpid()
+    proc = subprocess.Popen(list(cmd), preexec_fn=lambda: _own_group_dying_with(parent))
+    try:
+        return proc.wait()
+    except BaseException:  # Ctrl-C (or any error here): stop the child first, then report
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=interrupt_timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        raise

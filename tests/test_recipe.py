@@ -109,6 +109,11 @@ def test_recipe_runs_every_stage_and_resumes_inside_each(tiny_footage, tmp_path)
     for png in ('per_frame_psnr.png', 'complexity.png'):
         assert cv2.imread(str(folder / 'report' / png)) is not None
     assert 'recipe tiny_recipe finished' in out and 'report/report.md' in out
+    # a short progress view on the console, every line of the stages in their console logs
+    assert 'recipe: [3/3] qat: iter 4/4, stage ETA' in out and 'recipe training ETA about' in out
+    assert 'BasicVSRNet(' not in out and 'Network: ' not in out
+    console = (folder / 'logs' / 'qat.console.log').read_text()
+    assert 'Network: ' in console and 'iter:       4,' in console
 
     again = finish(compress(tmp_path, opt, '--auto_resume'))  # everything trained: only export and report rerun
     assert all(f'stage {s} is done' in again for s in ('teacher', 'prune', 'qat'))
@@ -156,3 +161,17 @@ def test_compress_py_reports_a_bad_recipe_and_writes_nothing(tiny_footage, tmp_p
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 1 and 'error: recipe.stages' in out and 'out of order' in out
     assert not (tmp_path / 'experiments').exists()
+
+
+def test_a_failing_stage_shows_the_end_of_its_console(tiny_footage, tmp_path):
+    """The console is short, so a stage that fails must show why: the tail of its full console log."""
+    broken = tmp_path / 'broken.pth'
+    broken.write_bytes(b'not a checkpoint')
+    opt = tiny_recipe(tiny_footage, ['teacher'], total_iter=2)
+    opt['path']['pretrain_network_g'] = str(broken)
+    proc = compress(tmp_path, opt)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out[-3000:]
+    assert 'recipe: the last lines of experiments/tiny_recipe/logs/teacher.console.log' in out
+    assert 'broken.pth' in out.split('recipe: the last lines of')[1]  # the child's own error, shown
+    assert 'error: recipe: stage teacher failed' in out

@@ -13,6 +13,7 @@ import yaml
 from vsrcompress.child_process import run_child
 from vsrcompress.option_checks import option_file_error
 from vsrcompress.recipe.plan import TRAIN_STAGES, RecipePlan, parse_recipe
+from vsrcompress.recipe.progress import StageProgress
 from vsrcompress.atomic_files import write_text
 
 
@@ -48,15 +49,31 @@ def run_training_stage(plan: RecipePlan, stage: str, auto_resume: bool) -> None:
     if source and not os.path.isfile(source.path):
         raise FileNotFoundError(f'recipe: stage {stage} starts from {source.path}, which does not exist')
     options = write_stage_options(plan, stage)
-    print(f'recipe: stage {stage} (experiments/{plan.experiment(stage)}, options {options})', flush=True)
+    training = [s for s in plan.stages if s in TRAIN_STAGES]
+    position = training.index(stage)
+    iters = [int(plan.stage_options(s)['train']['total_iter']) for s in training]
+    # beside the stage's option file, not in its experiment folder (BasicSR archives that one when a run starts over)
+    console = os.path.join(plan.folder, 'logs', f'{stage}.console.log')
+    os.makedirs(os.path.dirname(console), exist_ok=True)
+    print(f'recipe: [{position + 1}/{len(training)}] {stage} (experiments/{plan.experiment(stage)}, options '
+          f'{options}; full console in {os.path.relpath(console, plan.root)})', flush=True)
     cmd = [sys.executable, '-m', 'vsrcompress.recipe.train_stage', plan.root, '-opt', options]
     if auto_resume:
         cmd.append('--auto_resume')
-    code = run_child(cmd)  # dies with this process; Ctrl-C stops it cleanly (vsrcompress/child_process.py)
+    progress = StageProgress(stage, position + 1, len(training), iters[position], sum(iters[position + 1:]))
+    # dies with this process; Ctrl-C stops it cleanly (vsrcompress/child_process.py)
+    code = run_child(cmd, console_log=console, on_line=progress)
     if code != 0 or not os.path.isfile(output.path):
+        if code != 130:  # not a Ctrl-C: show why
+            print(f'recipe: the last lines of {os.path.relpath(console, plan.root)}:\n' + _tail(console), flush=True)
         raise RuntimeError(f'recipe: stage {stage} failed (exit code {code}; its log is in '
                            f'experiments/{plan.experiment(stage)}); fix the cause and rerun with --auto_resume to '
                            'continue from its last checkpoint')
+
+
+def _tail(path: str, lines: int = 25) -> str:
+    with open(path, encoding='utf-8', errors='replace') as f:
+        return ''.join(f.readlines()[-lines:])
 
 
 def run_recipe(opt_path: str, root: str, auto_resume: bool = False) -> dict:

@@ -1,0 +1,57 @@
+"""A short console view of a recipe's training stages; the full logs stay in the experiment folders.
+
+BasicSR prints a network dump, the options and every logged iteration; over a recipe's stages that is more than a
+thousand lines. The recipe keeps each stage's whole console in ``experiments/<recipe>/logs/<stage>.console.log`` and
+prints only: which stage of how many, its iterations with BasicSR's ETA for the stage, an estimate for the rest of
+the recipe's training, and validation results.
+"""
+import datetime
+import re
+
+_ITER = re.compile(r'iter:\s*([\d,]+).*?\[eta: ([^,\]]+), time \(data\): ([\d.]+)')
+_METRIC = re.compile(r'#\s*(\w+):\s*([-\d.]+)')
+
+
+class StageProgress:
+    """Turns one stage's console lines into short progress lines (call it with each line).
+
+    Args:
+        stage: Stage name (``teacher``, ``prune``, ``qat``).
+        position: 1-based number of this stage among the recipe's training stages.
+        count: Number of training stages in the recipe.
+        total_iter: This stage's iterations.
+        later_iters: Iterations of the training stages after this one (for the whole-recipe estimate, at this
+            stage's speed per iteration).
+        emit: Where the short lines go (``print`` by default).
+    """
+
+    def __init__(self, stage: str, position: int, count: int, total_iter: int, later_iters: int, emit=print):
+        self.prefix = f'recipe: [{position}/{count}] {stage}'
+        self.total_iter = total_iter
+        self.later_iters = later_iters
+        self.emit = emit
+
+    def __call__(self, line: str) -> None:
+        match = _ITER.search(line)
+        if match:
+            current = int(match.group(1).replace(',', ''))
+            stage_eta, seconds_per_iter = match.group(2).strip(), float(match.group(3))
+            rest = _seconds(stage_eta) + self.later_iters * seconds_per_iter
+            self.emit(f'{self.prefix}: iter {current}/{self.total_iter}, stage ETA {stage_eta}, recipe training '
+                      f'ETA about {datetime.timedelta(seconds=int(rest))}', flush=True)
+            return
+        metrics = _METRIC.findall(line)
+        if metrics:
+            self.emit(f'{self.prefix}: validation ' + ', '.join(f'{k} {v}' for k, v in metrics), flush=True)
+
+
+def _seconds(eta: str) -> float:
+    """``'1 day, 0:01:02'`` or ``'0:01:02'`` as seconds."""
+    days = 0
+    if 'day' in eta:
+        head, eta = eta.split(',', 1)
+        days = int(head.split()[0])
+    parts = [float(p) for p in eta.strip().split(':')]
+    while len(parts) < 3:
+        parts.insert(0, 0.0)
+    return days * 86400 + parts[0] * 3600 + parts[1] * 60 + parts[2]

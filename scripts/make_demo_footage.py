@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from vsrcompress.footage import make_demo_footage  # noqa: E402
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--output', default='datasets/demo', help='dataset folder (default: datasets/demo)')
     parser.add_argument('--seed', type=int, default=0, help='seed of cameras, objects and textures (default: 0)')
@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> dict:
     except (OSError, RuntimeError) as err:  # the disk failed; the writer already removed the partial folder
         parser.exit(1, f'make_demo_footage: error: {err}\n')
     print(f"{args.output}: {len(record['splits']['train'])} train / {len(record['splits']['val'])} val clips")
-    return record
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -29,7 +29,7 @@ def range_arg(values: list[float] | None, flag: str, parser: argparse.ArgumentPa
     return tuple(values) if len(values) == 2 else values[0]
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--input', nargs='+', required=True, metavar='PATH',
                         help='video files (mp4, avi, mkv, ... anything OpenCV decodes) and/or folders of frame images')
@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> dict:
     counts = {split: len(names) for split, names in record['splits'].items()}
     frames = sum(clip['frames'] for clip in record['clips'].values())
     print(f'wrote {args.output}: {counts["train"]} train / {counts["val"]} val clips, {frames} frames at x{args.scale}')
-    return record
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

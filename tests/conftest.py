@@ -83,6 +83,15 @@ def run_entry(script: str, opt: dict, workdir, *args: str, launcher: list[str] |
     return proc
 
 
+def script_main(name: str):
+    """``main`` of ``scripts/<name>.py``, imported as a module (its ``__main__`` block not run), to call in-process."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f'script_{name}', os.path.join(REPO, 'scripts', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
 def as_parsed(opt: dict, is_train: bool = True) -> dict:
     """What basicsr's parse_options adds to an option dict, for calling ``build_model`` directly."""
     opt.update({'is_train': is_train, 'dist': False, 'rank': 0, 'world_size': 1, 'auto_resume': False})

@@ -1,27 +1,28 @@
 """scripts/benchmark_pruning.py on tiny networks: every variant timed and counted, per-part ratios, checkpoints that
 rebuild, torch-pruning's counter agreeing with the engine, a bad ratio refused before work."""
 import json
-import os
-import subprocess
-import sys
 
+import pytest
 import torch
 
+from conftest import script_main
+from vsrcompress.bench.pruning_speed import PruningSpeedConfig, ratio_target, run
 from vsrcompress.checkpoint import build_network_from_checkpoint
 
-SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'scripts', 'benchmark_pruning.py')
 TINY = ['--num-feat', '32', '--num-block', '1', '--lq-size', '64', '64', '--mac-size', '64', '64', '--frames', '5',
         '--repeats', '1', '--warmup', '0', '--threads', '1', '--formats', 'contiguous', '--no-memory']
 
 
 def test_every_variant_is_timed_counted_and_saved(tmp_path):
-    cmd = [sys.executable, SCRIPT, '--archs', 'basicvsr', 'iconvsr', '--ratios', '0.5', '0.5,edvr=0.75',
-           '--mac-budget', '0.2', '--out', str(tmp_path), '--name', 'speed', '--save-checkpoints',
-           str(tmp_path / 'ckpt'), *TINY]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert script_main('benchmark_pruning')(['--archs', 'basicvsr', 'iconvsr', '--ratios', '0.5', '0.5,edvr=0.75',
+                                             '--mac-budget', '0.2', '--out', str(tmp_path), '--name', 'speed',
+                                             '--save-checkpoints', str(tmp_path / 'ckpt'), *TINY]) == 0
     assert {p.name for p in tmp_path.iterdir()} == {'speed.json', 'speed.md', 'speed.png', 'ckpt'}
-    results = {r['arch']: r for r in json.loads((tmp_path / 'speed.json').read_text())['results']}
+    saved = json.loads((tmp_path / 'speed.json').read_text())
+    results = {r['arch']: r for r in saved['results']}
+    machine = saved['meta']['machine']
+    assert machine['cpu_model'] == saved['meta']['cpu'] and machine['threads'] == 1
+    assert f"Load average {machine['load_average_before']} before" in (tmp_path / 'speed.md').read_text()
     for arch, result in results.items():
         rows = {r['variant']: r for r in result['rows']}
         assert list(rows) == ['dense', 'ratio 0.5', 'ratio 0.5 edvr 0.75', 'MACs <= 0.2']
@@ -41,9 +42,21 @@ def test_every_variant_is_timed_counted_and_saved(tmp_path):
     assert '| ratio 0.5 edvr 0.75 | 16/16, EDVR 8 |' in (tmp_path / 'speed.md').read_text()
 
 
-def test_bad_ratio_is_refused_before_work(tmp_path):
-    proc = subprocess.run([sys.executable, SCRIPT, '--ratios', '0.5,head=0.3', '--out', str(tmp_path)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2
-    assert "argument --ratios: '0.5,head=0.3': ratios must be in (0, 1), parts in" in proc.stderr
+def test_peak_memory_of_each_variant_from_a_child():
+    config = PruningSpeedConfig(archs=('basicvsr',), num_feat=16, num_block=1, lq_size=(64, 64), mac_size=(64, 64),
+                                frames=2, repeats=1, warmup=0, threads=1, ratios=[ratio_target('0.5')], mac_budget=0,
+                                formats=('contiguous',), memory_timeout=300)
+    rows = run(config, log=None)['results'][0]['rows']
+    assert [r['variant'] for r in rows] == ['dense', 'ratio 0.5']
+    for row in rows:
+        assert 0 < row['forward_peak_mib'] < row['peak_rss_mib'], row
+
+
+def test_bad_ratio_is_refused_before_work(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        script_main('benchmark_pruning')(['--ratios', '0.5,head=0.3', '--out', str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "argument --ratios: '0.5,head=0.3': ratios must be in (0, 1), parts in" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="formats: \\['nhwc'\\]"):
+        run(PruningSpeedConfig(formats=('nhwc',)), log=None)
     assert not list(tmp_path.iterdir())

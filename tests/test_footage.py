@@ -105,9 +105,10 @@ def test_frame_folder_through_the_cli_with_crop_resize_stride_and_val_inputs(tmp
     video = write_video(tmp_path / 'cam_b.avi', moving_frames(8, 200, 300))
     out = str(tmp_path / 'data')
     cli = load_script('prepare_footage')
-    record = cli.main(['--input', folder, video, '--output', out, '--scale', '2', '--clip-length', '3',
-                       '--stride', '2', '--crop', '10', '20', '280', '150', '--resize', '0', '140',
-                       '--val-inputs', video, '--seed', '3', '--quiet'])
+    assert cli.main(['--input', folder, video, '--output', out, '--scale', '2', '--clip-length', '3',
+                     '--stride', '2', '--crop', '10', '20', '280', '150', '--resize', '0', '140',
+                     '--val-inputs', video, '--seed', '3', '--quiet']) == 0
+    record = json.loads(open(os.path.join(out, layout.RECORD_FILE)).read())
     captured = capsys.readouterr()
     assert 'wrote' in captured.out and captured.err == ''  # --quiet: no progress bars
     # folder: frames 0,2,...,10 -> 2 clips of 3; video: 0,2,4,6 -> 1 clip + 1 dropped
@@ -134,8 +135,9 @@ def test_cli_shows_progress_and_overwrite_replaces_the_old_dataset(tmp_path, cap
     assert sorted(os.listdir(f'{out}/train/GT')) == ['old_cam_000000', 'old_cam_000003']
     capsys.readouterr()
 
-    record = cli.main(['--input', new_input, '--output', out, '--clip-length', '0', '--val-ratio', '0', '--lmdb',
-                       '--overwrite'])
+    assert cli.main(['--input', new_input, '--output', out, '--clip-length', '0', '--val-ratio', '0', '--lmdb',
+                     '--overwrite']) == 0
+    record = json.loads(open(os.path.join(out, layout.RECORD_FILE)).read())
     err = capsys.readouterr().err  # tqdm writes its bars to stderr
     assert 'prepare footage: 100%' in err and '4/4' in err and 'LMDB train/GT' in err
 
@@ -395,6 +397,19 @@ def test_demo_footage_is_deterministic_moving_and_kept_when_unchanged(tmp_path):
     assert os.path.getmtime(tmp_path / 'a' / layout.RECORD_FILE) == stamp
     with pytest.raises(FileExistsError, match='already exists; pass --overwrite'):
         make_demo_footage(str(tmp_path / 'a'), seed=5, **kwargs)
+
+
+def test_demo_footage_script_returns_its_exit_status(tmp_path, capsys):
+    main = load_script('make_demo_footage').main
+    small = ['--train-clips', '1', '--val-clips', '1', '--frames', '2', '--gt-height', '256', '--gt-width', '256',
+             '--quiet']
+    assert main(['--output', str(tmp_path / 'demo'), *small]) == 0
+    assert f'{tmp_path / "demo"}: 1 train / 1 val clips' in capsys.readouterr().out
+    record = json.loads((tmp_path / 'demo' / layout.RECORD_FILE).read_text())
+    assert record['splits'] == {'train': ['train_00_astronaut'], 'val': ['val_01_chelsea']}
+    with pytest.raises(SystemExit) as exit_info:
+        main(['--output', str(tmp_path / 'demo'), *small, '--seed', '5'])
+    assert exit_info.value.code == 2 and 'already exists; pass --overwrite' in capsys.readouterr().err
 
 
 def test_demo_config_trains_and_validates(tiny_footage, tmp_path):

@@ -2,7 +2,6 @@
 checkpoints (JSON, Markdown and PNG that parse), peak memory from a child process, bad input. Tiny networks, CPU."""
 import json
 import os
-import runpy
 
 import cv2
 import pytest
@@ -11,13 +10,13 @@ from torch import nn
 from torch_pruning.utils import count_ops_and_params
 
 import vsrcompress  # noqa: F401
+from conftest import script_main
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet
 from vsrcompress.checkpoint import network_checkpoint, save_atomic
 from vsrcompress.quantization import calibrate, export_int8_checkpoint, quantize_network
 from vsrcompress.quantization.output_ranges import OUTPUT_RANGE_KEY, calibrate_output_ranges
 from vsrcompress.report import ModelEntry, count_model_complexity, measure_complexity, model_entry
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FRAMES, SIZE = 2, 64
 ARCH = {'type': 'BasicVSRNet', 'num_feat': 8, 'num_block': 1, 'scale': 4}
 SMALL = {'spynet': [[8, 8, 8, 8]] * 6, 'upsample': [8, 8], 'hr': 8}  # the default tail is 64 wide
@@ -59,8 +58,7 @@ def checkpoints(tmp_path_factory) -> dict[str, str]:
 
 
 def run_script(argv: list[str]) -> int:
-    path = os.path.join(ROOT, 'scripts', 'model_complexity.py')
-    return runpy.run_path(path, run_name='model_complexity_under_test')['main'](argv)
+    return script_main('model_complexity')(argv)
 
 
 @pytest.mark.parametrize('widths', [SMALL, PRUNED], ids=['dense', 'pruned'])

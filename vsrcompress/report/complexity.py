@@ -26,8 +26,6 @@ A measurement that cannot be made for one model (an INT8 checkpoint without ``co
 is recorded as unavailable with the reason; the other measurements go on.
 """
 import copy
-import importlib.metadata
-import multiprocessing
 import os
 import pickle
 import platform
@@ -38,13 +36,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import onnxruntime
 import torch
 from pytorch_quantization.nn import QuantConv2d, TensorQuantizer
 from torch import nn
 
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet
-from vsrcompress.bench.machine import cpu_flags, cpu_model
+from vsrcompress.bench.machine import load_average, machine_info
+from vsrcompress.bench.peak_memory import forward_peak, peak_memory_unavailable, run_in_children
+from vsrcompress.bench.timing import time_interleaved
 from vsrcompress.checkpoint import load_checkpoint
 from vsrcompress.export import MIN_SIZE, export_onnx, load_deployable_network
 from vsrcompress.export.openvino_export import export_openvino
@@ -244,30 +243,16 @@ def _input_clip(frames: int, height: int, width: int) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (frames, height, width, 3), dtype=np.uint8)
 
 
-def _status_mib(key: str) -> float:
-    with open('/proc/self/status') as status:
-        return next(int(line.split()[1]) for line in status if line.startswith(key + ':')) / 1024
-
-
-def _forward_peak_child(conn, backend: str, payload: str | bytes, clip_shape: tuple[int, int, int],
-                        threads: int) -> None:
-    """In a fresh process: build the backend and input, reset the RSS high-water mark, run one forward."""
-    try:
-        torch.set_num_threads(threads)
-        if backend == 'onnxruntime-cpu':
-            runner = OnnxRuntimeBackend(payload, 'cpu', threads)
-        else:
-            runner = TorchBackend(pickle.loads(payload), 'cpu')
-        clip = _input_clip(*clip_shape)
-        with open('/proc/self/clear_refs', 'w') as refs:
-            refs.write('5')  # Linux >= 4.0: the high-water mark VmHWM := the current VmRSS
-        before = _status_mib('VmRSS')
-        runner.infer(clip)
-        conn.send({'peak_mib': _status_mib('VmHWM') - before})
-    except Exception as err:  # reported to the parent, which records it as the reason
-        conn.send({'error': f'{type(err).__name__}: {err}'})
-    finally:
-        conn.close()
+def _backend_forward(backend: str, payload: str | bytes, clip_shape: tuple[int, int, int], threads: int
+                     ) -> Callable[[], object]:
+    """In the measuring child: the backend and its input built, one forward left to run."""
+    torch.set_num_threads(threads)
+    if backend == 'onnxruntime-cpu':
+        runner = OnnxRuntimeBackend(payload, 'cpu', threads)
+    else:
+        runner = TorchBackend(pickle.loads(payload), 'cpu')
+    clip = _input_clip(*clip_shape)
+    return lambda: runner.infer(clip)
 
 
 def _forward_peaks(payloads: Mapping[str, str | bytes], clip_shape: tuple[int, int, int], threads: int
@@ -276,29 +261,13 @@ def _forward_peaks(payloads: Mapping[str, str | bytes], clip_shape: tuple[int, i
 
     One child per backend, all at once: each measures only its own process, so they may overlap in time.
     """
-    if not os.access('/proc/self/clear_refs', os.W_OK):
-        return {b: (None, 'needs Linux /proc/self/clear_refs to reset the RSS high-water mark') for b in payloads}
-    context = multiprocessing.get_context('spawn')
-    children = {}
-    for backend, payload in payloads.items():
-        receiver, sender = context.Pipe(duplex=False)
-        child = context.Process(target=_forward_peak_child, args=(sender, backend, payload, clip_shape, threads),
-                                daemon=True)
-        child.start()
-        sender.close()
-        children[backend] = (child, receiver)
-    peaks = {}
-    for backend, (child, receiver) in children.items():
-        try:
-            result = receiver.recv()
-        except EOFError:  # the child died without a word: killed, most likely for memory
-            result = None
-        child.join()
-        receiver.close()
-        result = result or {'error': f'it died (exit code {child.exitcode}; out of memory?)'}
-        peaks[backend] = ((None, f'the measuring process failed: {result["error"]}') if 'error' in result
-                          else (result['peak_mib'], None))
-    return peaks
+    reason = peak_memory_unavailable()
+    if reason:
+        return {b: (None, reason) for b in payloads}
+    results = run_in_children({b: (forward_peak, (_backend_forward, b, p, clip_shape, threads))
+                               for b, p in payloads.items()})
+    return {b: (None, why) if result is None else (result['forward_peak_mib'], None)
+            for b, (result, why) in results.items()}
 
 
 def _runners(model: _Prepared, backends: Sequence[str], threads: int, cpu_net: nn.Module | None,
@@ -327,10 +296,6 @@ def _runners(model: _Prepared, backends: Sequence[str], threads: int, cpu_net: n
         else:
             model.latency_notes[backend] = 'CUDA is not available on this machine'
     return runners
-
-
-def _load_average() -> list[float]:
-    return [round(v, 2) for v in os.getloadavg()]
 
 
 def measure_complexity(models: Sequence[ModelEntry], width: int, height: int, frames: int = 5, repeats: int = 3,
@@ -367,11 +332,11 @@ def measure_complexity(models: Sequence[ModelEntry], width: int, height: int, fr
     prepared = [_prepare(entry, frames) for entry in models]
     setup = {'width': width, 'height': height, 'frames': frames, 'repeats': repeats, 'warmup': warmup,
              'threads': threads, 'backends': list(backends), 'memory': memory, 'dynamic_graph': dynamic_graph,
-             'cpu_count': os.cpu_count(), 'machine': platform.machine(), 'torch': torch.__version__,
-             'onnxruntime': onnxruntime.__version__, 'openvino': importlib.metadata.version('openvino'),
-             'cpu_model': cpu_model(), 'cpu_flags': cpu_flags(),
-             'cuda_device': torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-             'started': time.strftime('%Y-%m-%d %H:%M'), 'load_average_before': _load_average()}
+             'machine': platform.machine(), 'started': time.strftime('%Y-%m-%d %H:%M')}
+    machine = machine_info(threads)
+    setup.update({key: machine[key] for key in ('cpu_model', 'cpu_flags', 'cuda_device', 'load_average_before')},
+                 cpu_count=machine['cpus'], torch=torch.__version__, onnxruntime=machine['versions']['onnxruntime'],
+                 openvino=machine['versions']['openvino'])
     counts = [count_model_complexity(m.net, width, height) for m in prepared]
     clip = _input_clip(frames, height, width)
     old_threads = torch.get_num_threads()
@@ -394,10 +359,12 @@ def measure_complexity(models: Sequence[ModelEntry], width: int, height: int, fr
             timers = [(index, backend, runner) for index, model in enumerate(prepared)
                       for backend, runner in _runners(model, backends, threads, cpu_nets.get(index),
                                                                   clip.shape[:3]).items()]
-            seconds = _time_round_robin(timers, clip, repeats, warmup, lambda i: prepared[i].entry.name, log)
+            keys = {f'{prepared[index].entry.name} {backend}': (index, backend) for index, backend, _ in timers}
+            runs = {name: (lambda r=r: r.infer(clip)) for name, (_, _, r) in zip(keys, timers)}
+            seconds = {keys[name]: s for name, s in time_interleaved(runs, repeats, warmup, log).items()}
     finally:
         torch.set_num_threads(old_threads)
-    setup['load_average_after'] = _load_average()
+    setup['load_average_after'] = load_average()
     return [_row(model, count, {b: s for (i, b), s in seconds.items() if i == index}, backends, frames, setup)
             for index, (model, count) in enumerate(zip(prepared, counts))]
 
@@ -416,24 +383,6 @@ def _measure_memory(model: _Prepared, cpu_net: nn.Module | None, backends: Seque
             model.peak_memory_mib[backend] = peak
         log(f'{model.entry.name}: {backend} forward peak memory '
             + (f'{peak:.0f} MiB' if peak is not None else f'unavailable: {reason}'))
-
-
-def _time_round_robin(timers: list[tuple[int, str, Backend]], clip: np.ndarray, repeats: int, warmup: int,
-                      name_of: Callable[[int], str], log: Callable[[str], None]) -> dict[tuple[int, str], list[float]]:
-    """Seconds per window of every (model, backend), round-robin, the order reversed every other round."""
-    seconds = {(index, backend): [] for index, backend, _ in timers}
-    for rnd in range(warmup + repeats):
-        started = time.perf_counter()
-        for index, backend, runner in timers if rnd % 2 == 0 else timers[::-1]:
-            start = time.perf_counter()
-            runner.infer(clip)
-            elapsed = time.perf_counter() - start
-            if rnd >= warmup:
-                seconds[(index, backend)].append(elapsed)
-            log(f'  {name_of(index)} {backend}: {elapsed:.2f} s per window')
-        log(f'round {rnd + 1}/{warmup + repeats} ({"warm-up" if rnd < warmup else "timed"}) took '
-            f'{time.perf_counter() - started:.1f} s')
-    return seconds
 
 
 def _row(model: _Prepared, count: dict, seconds: dict[str, list[float]], backends: Sequence[str], frames: int,

@@ -13,8 +13,9 @@ import os
 import sys
 
 import vsrcompress  # noqa: F401  (registers the archs with basicsr)
-from vsrcompress.bench.cpu_backends import CpuBackendsConfig, markdown, plot, run
-from vsrcompress.atomic_files import write_benchmark_result
+from vsrcompress.bench import cpu_backends
+from vsrcompress.bench.cpu_backends import CpuBackendsConfig
+from vsrcompress.bench.script import command_line, run_benchmark
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -42,16 +43,9 @@ def main(argv: list[str] | None = None) -> int:
                                args.warmup, args.threads, args.clips, streams=args.streams,
                                stream_frames=args.stream_frames,
                                network={'num_feat': 8, 'num_block': 1} if args.tiny else {},
-                               command=' '.join(['python scripts/benchmark_cpu_backends.py', *(argv or sys.argv[1:])]))
-    os.makedirs(args.output_dir, exist_ok=True)
-    result = run(config, log=lambda line: print(line, flush=True))
-    write_benchmark_result(os.path.join(args.output_dir, args.name), result, markdown(result), plot)
-    return 0
+                               command=command_line('benchmark_cpu_backends.py', argv))
+    return run_benchmark(cpu_backends, config, parser, args.output_dir, args.name)
 
 
 if __name__ == '__main__':
-    try:
-        sys.exit(main())
-    except ValueError as err:
-        print(f'error: {err}', file=sys.stderr)
-        sys.exit(2)
+    sys.exit(main())

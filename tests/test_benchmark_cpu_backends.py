@@ -2,11 +2,11 @@
 the targets, the Markdown and the plot; bad configurations refused before any work. CPU."""
 import json
 import os
-import runpy
 
 import pytest
 
 import vsrcompress  # noqa: F401
+from conftest import script_main
 from vsrcompress.bench.cpu_backends import REFERENCE, CpuBackendsConfig, markdown, run
 from vsrcompress.export.openvino_runtime import bf16_supported
 
@@ -25,7 +25,7 @@ def footage(tmp_path_factory) -> str:
 
 
 def test_tiny_run_measures_every_engine_and_writes_the_result(footage, tmp_path):
-    main = runpy.run_path(os.path.join(ROOT, 'scripts', 'benchmark_cpu_backends.py'), run_name='bench')['main']
+    main = script_main('benchmark_cpu_backends')
     assert main(['--archs', 'basicvsr', '--height', '64', '--width', '64', '--repeats', '1', '--warmup', '0',
                  '--threads', '1', '--streams', '2', '--stream-frames', '6', '--clips', footage, '--tiny',
                  '--output-dir', str(tmp_path)]) == 0
@@ -52,7 +52,10 @@ def test_tiny_run_measures_every_engine_and_writes_the_result(footage, tmp_path)
     assert os.path.getsize(tmp_path / 'cpu_backends.png') > 0
 
 
-def test_bad_configurations_fail_before_work(tmp_path):
+def test_bad_configurations_fail_before_work(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # the script: a usage error, exit 2, nothing written
+        script_main('benchmark_cpu_backends')(['--archs', 'edvr', '--output-dir', str(tmp_path / 'out')])
+    assert exit_info.value.code == 2 and 'archs' in capsys.readouterr().err and not (tmp_path / 'out').exists()
     with pytest.raises(ValueError, match='archs'):
         run(CpuBackendsConfig(archs=('basicvsrpp',)), log=None)
     with pytest.raises(ValueError, match='mac_budget'):

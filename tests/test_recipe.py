@@ -106,6 +106,8 @@ def test_recipe_runs_every_stage_and_resumes_inside_each(tiny_footage, tmp_path)
     assert abs(deployed['pruned INT8']['psnr_minus_pytorch']) < 0.5
     # header + 4 rows, then the OpenVINO quality table: header + 2 rows
     assert page.count('\n| ') == 8 and '![per-frame PSNR](per_frame_psnr.png)' in page
+    assert '- pruned: the `prune` stage' in page and 'ratio: 0.5' in page and '% of the dense MACs' in page
+    assert 'every quantizable convolution is INT8' in page and 'bound by per-layer overhead' in page
     for png in ('per_frame_psnr.png', 'complexity.png'):
         assert cv2.imread(str(folder / 'report' / png)) is not None
     assert 'recipe tiny_recipe finished' in out and 'report/report.md' in out

@@ -77,7 +77,8 @@ class CpuBackendsConfig:
     command: str = ''
 
 
-def _check(config: CpuBackendsConfig) -> None:
+def check(config: CpuBackendsConfig) -> None:
+    """Refuse a configuration that cannot run, before any work."""
     unknown = [a for a in config.archs if a not in OFFICIAL_MODELS]
     if unknown or not config.archs:
         raise ValueError(f'archs: {unknown or config.archs} not known; allowed: {sorted(OFFICIAL_MODELS)}')
@@ -279,7 +280,7 @@ def run(config: CpuBackendsConfig, log: Callable[[str], None] | None = print) ->
     from vsrcompress.footage.demo import make_demo_footage
 
     log = log or (lambda line: None)
-    _check(config)
+    check(config)
     threads = config.threads or os.cpu_count() or 1
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -8,7 +8,7 @@ the recipe's training, and validation results.
 import datetime
 import re
 
-_ITER = re.compile(r'iter:\s*([\d,]+).*?\[eta: ([^,\]]+), time \(data\): ([\d.]+)')
+_ITER = re.compile(r'iter:\s*([\d,]+).*?\[eta: (.+?), time \(data\): ([\d.]+)')
 _METRIC = re.compile(r'#\s*(\w+):\s*([-\d.]+)')
 
 
@@ -35,18 +35,23 @@ class StageProgress:
         match = _ITER.search(line)
         if match:
             current = int(match.group(1).replace(',', ''))
-            stage_eta, seconds_per_iter = match.group(2).strip(), float(match.group(3))
-            rest = _seconds(stage_eta) + self.later_iters * seconds_per_iter
-            self.emit(f'{self.prefix}: iter {current}/{self.total_iter}, stage ETA {stage_eta}, recipe training '
-                      f'ETA about {datetime.timedelta(seconds=int(rest))}', flush=True)
+            stage_left = max(0.0, _seconds(match.group(2)))  # BasicSR's last iteration says "-1 day, 23:59:58"
+            rest = stage_left + self.later_iters * float(match.group(3))
+            self.emit(f'{self.prefix}: iter {current}/{self.total_iter}, stage ETA {_clock(stage_left)}, recipe '
+                      f'training ETA about {_clock(rest)}', flush=True)
             return
         metrics = _METRIC.findall(line)
         if metrics:
             self.emit(f'{self.prefix}: validation ' + ', '.join(f'{k} {v}' for k, v in metrics), flush=True)
 
 
+def _clock(seconds: float) -> str:
+    return str(datetime.timedelta(seconds=int(seconds)))
+
+
 def _seconds(eta: str) -> float:
-    """``'1 day, 0:01:02'`` or ``'0:01:02'`` as seconds."""
+    """BasicSR's ETA (``str`` of a ``timedelta``: ``'0:01:02'``, ``'2 days, 0:01:02'``, ``'-1 day, 23:59:58'``) in
+    seconds."""
     days = 0
     if 'day' in eta:
         head, eta = eta.split(',', 1)

@@ -79,7 +79,8 @@ def run_entry(script: str, opt: dict, workdir, *args: str, launcher: list[str] |
     cmd = [*(launcher or [sys.executable]), str(workdir / script), '-opt', str(opt_path), *args]
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise AssertionError(f'{" ".join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}')
+        raise AssertionError(f'{" ".join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n'
+                             f'{proc.stderr[-5000:]}')
     return proc
 
 

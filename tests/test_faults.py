@@ -274,7 +274,8 @@ def test_damaged_and_foreign_model_files_get_a_user_message(tmp_path, checkpoint
     # export's --report folder is checked before minutes of exporting
     with pytest.raises(SystemExit) as exit_info:
         script_main('export')(['--checkpoint', checkpoint, '--output', str(tmp_path / 'net.onnx'), '--report',
-                               str(tmp_path / 'missing' / 'r.json'), '--frames', '3', '--height', '64', '--width', '64'])
+                               str(tmp_path / 'missing' / 'r.json'), '--frames', '3', '--height', '64',
+                               '--width', '64'])
     assert exit_info.value.code == 2 and 'missing does not exist' in capsys.readouterr().err
     assert not os.path.exists(tmp_path / 'net.onnx')
 

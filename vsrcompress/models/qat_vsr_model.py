@@ -35,7 +35,8 @@ class QATVSRModel(DistillVSRModel):
     def __init__(self, opt: dict):
         self.quant_config, self.ptq_val_clips = parse_quantization_section(opt.get('quantization'))
         if not opt['path'].get('pretrain_network_g'):
-            raise ValueError('path.pretrain_network_g: QATVSRModel quantizes a trained FP32 network; give its checkpoint.')
+            raise ValueError('path.pretrain_network_g: QATVSRModel quantizes a trained FP32 network; '
+                             'give its checkpoint.')
         self.quant_report = None
         self.needs_calibration = False
         self.ptq_metrics = {}

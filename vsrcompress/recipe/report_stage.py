@@ -150,7 +150,8 @@ def _what_the_rows_are(plan: RecipePlan, rows: list[dict]) -> list[str]:
         skipped = section.get('skip_parts') or []
         kept = (f'{", ".join(skipped)} stay{"s" if len(skipped) == 1 else ""} float (not INT8)' if skipped
                 else 'every quantizable convolution is INT8')
-        lines.append(f'- INT8: the `qat` stage, INT8 quantization-aware training with `quantization: {_flow(section)}`; '
+        lines.append(f'- INT8: the `qat` stage, INT8 quantization-aware training with '
+                     f'`quantization: {_flow(section)}`; '
                      f'{kept}. Its PSNR is the fake-quantized network\'s (what QAT trained).')
     dense = macs.get('dense') or max(macs.values(), default=0)
     if dense and dense < 5e9:

@@ -90,8 +90,9 @@ def plot_complexity(rows: Sequence[dict], path: str) -> None:
     if with_psnr:
         ax = axes[0]
         for r in with_psnr:
-            ax.scatter(r['macs_per_frame'] / 1e9, r['psnr_db'])
+            ax.scatter(r['macs_per_frame'] / 1e9, r['psnr_db'], label=r['name'])
             ax.annotate(r['name'], (r['macs_per_frame'] / 1e9, r['psnr_db']), fontsize=7)
+        ax.legend(fontsize=8, title='model', title_fontsize=8)
         ax.set(xlabel='GMACs per frame', ylabel='PSNR (dB)', title='PSNR vs MACs')
         _latency_scatter(axes[1], with_psnr, backends, lambda r: r['psnr_db'], 'PSNR (dB)', 'PSNR vs latency')
     else:

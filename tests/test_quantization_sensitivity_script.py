@@ -2,22 +2,20 @@
 suggestion, the files written; bad input failing before work."""
 import json
 import os
-import runpy
 
 import cv2
 import pytest
 
 import vsrcompress  # noqa: F401
+from conftest import script_main
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ['--calib-windows', '2', '--calib-frames', '2', '--frames', '2', '--threads', '1', '--num-bits', '4']
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 def run_script(argv: list[str]) -> int:
-    return runpy.run_path(os.path.join(ROOT, 'scripts', 'quantization_sensitivity.py'),
-                          run_name='quantization_sensitivity_under_test')['main'](argv)
+    return script_main('quantization_sensitivity')(argv)
 
 
 def test_part_sensitivity_measures_each_part_and_a_skip_list_within_budget(tiny_footage, narrow_checkpoint, tmp_path):

@@ -10,6 +10,7 @@ import sys
 from types import ModuleType
 
 from vsrcompress.atomic_files import write_benchmark_result
+from vsrcompress.bench.inputs import InputError
 
 
 def command_line(script: str, argv: list[str] | None) -> str:
@@ -19,8 +20,8 @@ def command_line(script: str, argv: list[str] | None) -> str:
 
 def run_benchmark(benchmark: ModuleType, config: object, parser: argparse.ArgumentParser, folder: str,
                   name: str) -> int:
-    """Check ``config`` and the output folder (a usage error, exit 2, before any work), run, write
-    ``<folder>/<name>.{json,md,png}``; the exit status."""
+    """Check ``config`` and the output folder (a usage error, exit 2, before any work), run (an ``InputError`` from
+    loading is a usage error too), write ``<folder>/<name>.{json,md,png}``; the exit status."""
     try:
         benchmark.check(config)
         os.makedirs(folder, exist_ok=True)
@@ -28,6 +29,9 @@ def run_benchmark(benchmark: ModuleType, config: object, parser: argparse.Argume
             raise ValueError(f'{folder} is not writable')
     except (ValueError, OSError) as err:
         parser.error(str(err))
-    result = benchmark.run(config, log=lambda line: print(line, flush=True))
+    try:
+        result = benchmark.run(config, log=lambda line: print(line, flush=True))
+    except InputError as err:  # a file's content, found while loading: a usage error too, without a traceback
+        parser.error(str(err))
     write_benchmark_result(os.path.join(folder, name), result, benchmark.markdown(result), benchmark.plot)
     return 0

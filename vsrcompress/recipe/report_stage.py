@@ -17,7 +17,7 @@ from basicsr.data import build_dataset  # noqa: E402
 
 from vsrcompress.export import load_deployable_network  # noqa: E402
 from vsrcompress.export.openvino_module import OpenVINONetwork  # noqa: E402
-from vsrcompress.recipe.clip_quality import BicubicUpsampler, clip_quality  # noqa: E402
+from vsrcompress.metrics import BicubicUpsampler, clip_quality  # noqa: E402
 from vsrcompress.recipe.plan import RecipePlan  # noqa: E402
 from vsrcompress.report import ModelEntry, measure_complexity, write_complexity_report  # noqa: E402
 from vsrcompress.atomic_files import write_figure, write_text  # noqa: E402

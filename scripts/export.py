@@ -81,8 +81,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help='INT8: PSNR (dB) required between ONNX Runtime and the fake-quantized network')
     parser.add_argument('--opset', type=int, help='ONNX opset (default 17; 19 for IconVSR)')
     parser.add_argument('--trt', action='store_true', help='also build a TensorRT engine (<output>.engine)')
-    parser.add_argument('--trt-max-height', type=int, default=1088, help='dynamic engine profile: max height')
-    parser.add_argument('--trt-max-width', type=int, default=1920, help='dynamic engine profile: max width')
+    parser.add_argument('--trt-max-height', type=int, help='dynamic engine profile: max LR height (default 2160/scale)')
+    parser.add_argument('--trt-max-width', type=int, help='dynamic engine profile: max LR width (default 3840/scale)')
+    parser.add_argument('--trt-opt-height', type=int, help='dynamic engine profile: tuned height (default: max)')
+    parser.add_argument('--trt-opt-width', type=int, help='dynamic engine profile: tuned width (default: max)')
     parser.add_argument('--report', help='write what was exported and measured as JSON')
     add_arch_arguments(parser)
     args = parser.parse_args(argv)
@@ -195,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             report['tensorrt'] = {'built': False, 'reason': reason}
         else:
             engine = build_tensorrt_engine(args.output, os.path.splitext(args.output)[0] + '.engine',
-                                           args.trt_max_height, args.trt_max_width)
+                                           args.trt_max_height, args.trt_max_width,
+                                           opt_height=args.trt_opt_height, opt_width=args.trt_opt_width)
             print(f'wrote TensorRT engine {engine}')
             report['tensorrt'] = {'built': True, 'engine': engine}
     if args.report:

@@ -12,3 +12,4 @@ fi
 $PIP install --no-build-isolation "basicsr==1.4.2"
 $PIP install --no-build-isolation -e ".[test]"
 python -c "import vsrcompress; print('vsrcompress', vsrcompress.__version__, 'is installed')"
+python -c "from vsrcompress.gpu_check import unusable_gpu_warning as w; m = w(); m and print(m)" >&2

@@ -44,6 +44,19 @@ def check_layers(net: nn.Module, layers: list[str], what: str, option_key: str =
         raise ValueError(f'{option_key}.layers: the {what} has no module {missing}; its top-level modules: {top}')
 
 
+def refuse_data_parallel(net: nn.Module, option_key: str = 'train.feature_distill_opt') -> None:
+    """Fail before training when the student runs under ``nn.DataParallel``.
+
+    DataParallel's replicas share the original modules' forward hooks, so every GPU's features would land in one
+    list (wrong length, mixed devices). basicsr wraps the net in DataParallel when ``num_gpu > 1`` without a
+    launcher; DistributedDataParallel (one process per GPU, started by torchrun) records each rank's own features.
+    """
+    if isinstance(net, nn.DataParallel):
+        raise ValueError(f'{option_key} does not work with torch.nn.DataParallel (num_gpu > 1 without a launcher): '
+                         f'its replicas share the recording hooks. Start one process per GPU instead: torchrun '
+                         f'--nproc_per_node=<GPUs> ... --launcher pytorch, or set num_gpu: 1.')
+
+
 @contextlib.contextmanager
 def recorded_outputs(net: nn.Module, layers: list[str]) -> Iterator[dict[str, list[torch.Tensor]]]:
     """Collect each named module's output at every call (one per time step of the recurrence) while inside."""

@@ -1,10 +1,13 @@
-"""Build a TensorRT engine from an exported ONNX graph, when TensorRT and a CUDA GPU are present.
+"""Build a TensorRT engine from an exported ONNX graph, when TensorRT (10.x) and a CUDA GPU are present.
 
-The engine's precision is the graph's: TensorRT 10.12 deprecated and 11.x removed the builder flags that let
-TensorRT pick FP16/INT8 kernels for an FP32 graph ("weak typing"); a strongly typed network runs each tensor in
-the type the graph gives it. So an FP16 engine is built from the ``--fp16`` graph, and an INT8 engine will be
-built from a graph with explicit Q/DQ nodes. On TensorRT < 10.12 (no STRONGLY_TYPED flag) an FP16 graph also
-sets ``BuilderFlag.FP16``, which is what those versions need to keep FP16 layers in FP16.
+The engine's precision is the graph's: the network is created STRONGLY_TYPED (a flag every TensorRT 10 release
+has), so each tensor runs in the type the graph gives it; TensorRT 10.12 deprecated the builder flags that let it
+pick FP16/INT8 kernels for an FP32 graph ("weak typing"). So an FP16 engine is built from the ``--fp16`` graph, and
+an INT8 engine from a graph with explicit Q/DQ nodes. TensorRT < 10 is refused with a message saying so.
+
+Dynamic graphs get an optimization profile whose maximum is scale-aware (by default the LR size of a 2160x3840
+output) and whose ``opt`` shape, the one kernels are tuned for, defaults to that size: tuning at a size no clip has
+costs build memory and speed.
 """
 import importlib.util
 import json
@@ -18,6 +21,9 @@ from vsrcompress.atomic_files import write_atomic, write_text
 from vsrcompress.export.onnx_export import INPUT_NAME, OnnxGraphSpec, read_graph_spec
 
 ENGINE_SPEC_SUFFIX = '.json'  # the graph contract next to the engine, which carries no ONNX metadata
+MIN_TENSORRT_MAJOR = 10
+MIN_SIDE = 33  # SpyNet fails on inputs of 32 px or less
+DEFAULT_MAX_OUTPUT = (2160, 3840)  # 4K UHD: the largest output a default dynamic profile covers
 
 
 class TensorRTUnavailableError(RuntimeError):
@@ -34,17 +40,52 @@ def tensorrt_unavailable_reason() -> str | None:
     return None
 
 
+def check_tensorrt_version(version: str) -> None:
+    """Refuse TensorRT releases older than 10 (strongly typed networks and the 10.x Python API are used)."""
+    try:
+        major = int(str(version).split('.')[0])
+    except ValueError:
+        raise ValueError(f'TensorRT version {version!r} is not understood; supported: 10.x') from None
+    if major < MIN_TENSORRT_MAJOR:
+        raise TensorRTUnavailableError(f'TensorRT {version} is not supported: vsrcompress builds engines with '
+                                       f'TensorRT 10.x (pip install "tensorrt>=10,<11").')
+
+
+def profile_shapes(frames: int, scale: int, max_height: int | None = None, max_width: int | None = None,
+                   opt_height: int | None = None, opt_width: int | None = None) -> tuple[tuple, tuple, tuple]:
+    """(min, opt, max) input shapes of a dynamic graph's optimization profile.
+
+    Args:
+        frames: Clip length of the graph.
+        scale: Upscaling factor; the default maximum is the LR size of a 2160x3840 output.
+        max_height, max_width: Largest LR input (default: 2160 // scale x 3840 // scale).
+        opt_height, opt_width: The size kernels are tuned for (default: the maximum).
+    """
+    max_height = max_height or DEFAULT_MAX_OUTPUT[0] // scale
+    max_width = max_width or DEFAULT_MAX_OUTPUT[1] // scale
+    opt_height, opt_width = opt_height or max_height, opt_width or max_width
+    if min(max_height, max_width) < MIN_SIDE:
+        raise ValueError(f'max_height/max_width: must be >= {MIN_SIDE}, got {max_height}x{max_width}')
+    if not (MIN_SIDE <= opt_height <= max_height and MIN_SIDE <= opt_width <= max_width):
+        raise ValueError(f'opt_height/opt_width: must lie between {MIN_SIDE}x{MIN_SIDE} and the maximum '
+                         f'{max_height}x{max_width}, got {opt_height}x{opt_width}')
+    return ((1, frames, 3, MIN_SIDE, MIN_SIDE), (1, frames, 3, opt_height, opt_width),
+            (1, frames, 3, max_height, max_width))
+
+
 def require_tensorrt():
     """Import and return the ``tensorrt`` module, or raise ``TensorRTUnavailableError`` saying why not."""
     reason = tensorrt_unavailable_reason()
     if reason:
         raise TensorRTUnavailableError(f'TensorRT is not available: {reason}.')
     import tensorrt
+    check_tensorrt_version(tensorrt.__version__)
     return tensorrt
 
 
-def build_tensorrt_engine(onnx_path: str, engine_path: str, max_height: int = 1088, max_width: int = 1920,
-                          workspace_gib: float = 4.0) -> str:
+def build_tensorrt_engine(onnx_path: str, engine_path: str, max_height: int | None = None,
+                          max_width: int | None = None, workspace_gib: float = 4.0, opt_height: int | None = None,
+                          opt_width: int | None = None) -> str:
     """Parse the ONNX graph, build a serialized engine and write it atomically to ``engine_path``.
 
     The graph's ``OnnxGraphSpec`` is written beside it as ``engine_path + '.json'`` for the inference backend.
@@ -52,17 +93,18 @@ def build_tensorrt_engine(onnx_path: str, engine_path: str, max_height: int = 10
     Args:
         onnx_path: A graph written by ``export_onnx`` (its metadata gives frames, size and precision).
         engine_path: Output ``.engine``/``.plan`` file.
-        max_height: For dynamic graphs: largest input height of the optimization profile (min is 33).
-        max_width: For dynamic graphs: largest input width of the optimization profile.
+        max_height, max_width: For dynamic graphs: largest LR input of the optimization profile (min is 33;
+            default: the LR size of a 2160x3840 output at the graph's scale).
         workspace_gib: Builder workspace memory limit.
+        opt_height, opt_width: For dynamic graphs: the input size kernels are tuned for (default: the maximum).
     """
     spec = read_graph_spec(onnx_path)
+    shapes = profile_shapes(spec.frames, spec.scale, max_height, max_width, opt_height, opt_width) \
+        if spec.dynamic else None  # a bad size fails before TensorRT is loaded
     trt = require_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    strongly_typed = hasattr(trt.NetworkDefinitionCreationFlag, 'STRONGLY_TYPED')
-    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
-    network = builder.create_network(flags)
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx.load(onnx_path).SerializeToString()):
         errors = '; '.join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -70,14 +112,9 @@ def build_tensorrt_engine(onnx_path: str, engine_path: str, max_height: int = 10
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
-    if spec.precision == 'fp16' and not strongly_typed:
-        config.set_flag(trt.BuilderFlag.FP16)
-    if spec.dynamic:
-        if max_height < 33 or max_width < 33:
-            raise ValueError(f'max_height/max_width: must be >= 33, got {max_height}x{max_width}')
+    if shapes:
         profile = builder.create_optimization_profile()
-        lo, hi = (1, spec.frames, 3, 33, 33), (1, spec.frames, 3, max_height, max_width)
-        profile.set_shape(INPUT_NAME, lo, hi, hi)
+        profile.set_shape(INPUT_NAME, *shapes)
         config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:

@@ -64,9 +64,16 @@ class Backend(abc.ABC):
     def infer(self, clip: np.ndarray) -> np.ndarray:
         """SR of one window: RGB uint8 (T, H, W, 3) -> RGB uint8 (T, H * scale, W * scale, 3)."""
 
+    def uses_torch_cuda(self) -> bool:
+        """Whether this backend allocates through PyTorch on CUDA (torch on cuda, TensorRT's I/O buffers): only then
+        is torch's CUDA state touched, so CPU and ONNX Runtime runs open no torch CUDA context."""
+        return self.name == 'tensorrt' or (self.name == 'torch' and self.describe().get('device') == 'cuda')
+
     def gpu_peak_mib(self) -> float | None:
-        """Peak GPU memory PyTorch allocated (I/O buffers, and the model for the torch backend); None on CPU."""
-        return torch.cuda.max_memory_allocated() / 2 ** 20 if torch.cuda.is_available() else None
+        """Peak of PyTorch's CUDA allocator (``torch.cuda.max_memory_allocated``: I/O buffers, and the model for the
+        torch backend), not the device's whole use (TensorRT's engine memory, ONNX Runtime's arena are outside it);
+        None where the backend does not allocate through PyTorch on CUDA."""
+        return torch.cuda.max_memory_allocated() / 2 ** 20 if self.uses_torch_cuda() else None
 
     def describe(self) -> dict:
         """Backend, device and precision, for the run report."""

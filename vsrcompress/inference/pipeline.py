@@ -209,7 +209,7 @@ def run_video_sr(input_spec: str, output: str, backend: Backend, interval: int, 
     except BaseException:
         source.close()
         raise
-    if torch.cuda.is_available():
+    if backend.uses_torch_cuda():  # not for CPU/ONNX Runtime: that would open a CUDA context for nothing
         torch.cuda.reset_peak_memory_stats()
     context = {'input': input_spec, 'output': output, 'input_frame_count': source.frame_count, **backend.describe(),
                'interval': interval, 'overlap': overlap,

@@ -9,7 +9,8 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from vsrcompress.checkpoint import load_checkpoint, load_state_strict, select_params
-from vsrcompress.feature_distillation import check_layers, feature_distill_loss, parse_feature_distill, recorded_outputs
+from vsrcompress.feature_distillation import (check_layers, feature_distill_loss, parse_feature_distill,
+                                              recorded_outputs, refuse_data_parallel)
 from vsrcompress.models.recurrent_vsr_model import RecurrentVSRModel
 
 
@@ -48,6 +49,7 @@ class DistillVSRModel(RecurrentVSRModel):
             if self.opt['train'].get('distill_opt'):
                 self.cri_distill = build_loss(self.opt['train']['distill_opt']).to(self.device)
             if self.feature_distill:
+                refuse_data_parallel(self.net_g)
                 check_layers(self.get_bare_model(self.net_g), self.feature_distill['layers'], 'student')
                 check_layers(self.net_teacher, self.feature_distill['layers'], 'teacher')
         super().init_training_settings()

@@ -11,11 +11,13 @@ from torch import distributed as dist
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from vsrcompress.checkpoint import load_checkpoint, load_state_strict, network_checkpoint, save_atomic, select_params
+from vsrcompress.collectives import collective_device
+
 
 def check_ranks_agree(values: torch.Tensor, what: str) -> None:
     """Fail when ranks hold different ``values`` (e.g. pruned weights, quantizer ranges): DDP would silently train
     diverging networks."""
-    values = values.detach().double().flatten().cpu()
+    values = values.detach().double().flatten().to(collective_device())
     gathered = [torch.zeros_like(values) for _ in range(dist.get_world_size())]
     dist.all_gather(gathered, values)
     if any(g.shape != values.shape or not torch.equal(g, gathered[0]) for g in gathered):
@@ -40,7 +42,8 @@ class RecurrentVSRModel(VideoRecurrentModel):
     * ``train.optim_g.type``: Adam, AdamW or SGD.
     * Checkpoints are written atomically and carry ``arch`` and ``widths``; a pretrained checkpoint with a
       width spec (a pruned network) rebuilds that architecture, so resume and fine-tune keep pruned shapes.
-    * EMA averages buffers too (quantizer ranges are buffers).
+    * EMA averages parameters (basicsr) and copies buffers from the live network (quantizer ranges are buffers:
+      the EMA network uses the current ranges, not an average of past ones).
     """
 
     def __init__(self, opt: dict):

@@ -7,6 +7,8 @@ import torch.distributed as dist
 from pytorch_quantization.nn import TensorQuantizer
 from torch import nn
 
+from vsrcompress.collectives import collective_device
+
 
 def sync_amax_across_ranks(net: nn.Module) -> int:
     """All-reduce (max) every quantizer's ``_amax`` buffer when torch.distributed is initialised.
@@ -17,6 +19,9 @@ def sync_amax_across_ranks(net: nn.Module) -> int:
     if not (dist.is_available() and dist.is_initialized()):
         return 0
     buffers = [m.amax for m in net.modules() if isinstance(m, TensorQuantizer) and m.amax is not None]
-    for amax in buffers:
-        dist.all_reduce(amax, op=dist.ReduceOp.MAX)
+    device = collective_device()
+    for amax in buffers:  # each buffer lives on the model's device, which need not be one the backend carries
+        reduced = amax.detach().to(device)
+        dist.all_reduce(reduced, op=dist.ReduceOp.MAX)
+        amax.copy_(reduced.to(amax.device))
     return len(buffers)

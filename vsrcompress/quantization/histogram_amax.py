@@ -14,10 +14,16 @@ EPSILON = 1.0 / (1 << 24)  # below this amax pytorch-quantization quantizes ever
 CHUNK = 256  # candidate ranges evaluated together by the MSE search
 
 
-def mse_amax(hist: torch.Tensor, edges: torch.Tensor, num_bits: int, start_bin: int = START_BIN) -> torch.Tensor:
-    """The bin centre that, used as amax, minimises the histogram-weighted squared fake-quantization error."""
+def mse_errors(hist: torch.Tensor, edges: torch.Tensor, num_bits: int,
+               start_bin: int = START_BIN) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bin centres and, for each candidate amax ``centers[start_bin:]``, the histogram-weighted squared error.
+
+    Everything is computed on the histogram's device: pytorch-quantization's ``HistogramCalibrator`` keeps the
+    histogram on the input's device (CUDA in training) but makes its first bin edges with ``torch.linspace`` on
+    CPU, so the edges are moved to the histogram.
+    """
     counts = torch.as_tensor(hist).float().flatten()
-    edges = torch.as_tensor(edges).float().flatten()
+    edges = torch.as_tensor(edges).to(device=counts.device, dtype=torch.float32).flatten()
     centers = (edges[1:] + edges[:-1]) / 2
     size = min(len(counts), len(centers))  # the library's growing histogram may hold one edge too many
     counts, centers = counts[:size], centers[:size]
@@ -29,7 +35,13 @@ def mse_amax(hist: torch.Tensor, edges: torch.Tensor, num_bits: int, start_bin: 
         scale = torch.where(candidates > EPSILON, bound / candidates, torch.zeros_like(candidates))
         quantized = torch.clamp((centers * scale).round(), -bound, bound) / torch.where(scale > 0, scale, 1.0)
         errors.append(((quantized - centers) ** 2 * counts).mean(dim=1))
-    return centers[start_bin + int(torch.argmin(torch.cat(errors)))].detach().clone()
+    return centers, torch.cat(errors)
+
+
+def mse_amax(hist: torch.Tensor, edges: torch.Tensor, num_bits: int, start_bin: int = START_BIN) -> torch.Tensor:
+    """The bin centre that, used as amax, minimises the histogram-weighted squared fake-quantization error."""
+    centers, errors = mse_errors(hist, edges, num_bits, start_bin)
+    return centers[start_bin + int(torch.argmin(errors))].detach().clone()
 
 
 def entropy_amax(hist: torch.Tensor, edges: torch.Tensor, num_bits: int, start_bin: int = START_BIN) -> torch.Tensor:

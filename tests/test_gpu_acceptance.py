@@ -49,3 +49,17 @@ def test_a_gpu_pytorch_cannot_use_is_warned_about(tmp_path, monkeypatch):
     assert message.startswith('WARNING: nvidia-smi lists 1 GPU(s) (GPU 0: NVIDIA H100') and 'TORCH_SPEC=' in message
     fake_nvidia_smi(tmp_path, monkeypatch, 'No devices were found\\n')
     assert unusable_gpu_warning() is None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='PyTorch sees a GPU here: there is nothing to warn about')
+def test_train_and_test_warn_before_falling_back_to_the_cpu(tmp_path, monkeypatch, capsys):
+    """train.py/test.py (compat.run_pipeline) print the warning unless the option file asks for the CPU."""
+    from vsrcompress.compat import run_pipeline
+    fake_nvidia_smi(tmp_path, monkeypatch, 'GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-1234)\\n')
+    ran = []
+    for num_gpu, warned in (('auto', True), (0, False)):
+        opt = tmp_path / f'{num_gpu}.yml'
+        opt.write_text(f'name: x\nnum_gpu: {num_gpu}\n')
+        assert run_pipeline(ran.append, str(tmp_path), ['-opt', str(opt)]) == 0
+        assert ('WARNING: nvidia-smi lists 1 GPU(s)' in capsys.readouterr().err) == warned
+    assert ran == [str(tmp_path)] * 2

@@ -218,6 +218,11 @@ def run_pipeline(pipeline: Callable[[str], object], root_path: str, argv: list[s
     if opt_path is not None and not osp.isfile(opt_path):
         print(f'error: -opt {opt_path}: no such option file.', file=sys.stderr)
         return 2
+    if requested_num_gpu(argv) != 0:  # num_gpu: auto would fall back to the CPU without a word
+        from vsrcompress.gpu_check import unusable_gpu_warning
+        warning = unusable_gpu_warning()
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
     try:
         pipeline(root_path)
     except yaml.YAMLError as err:

@@ -36,11 +36,12 @@ import sys
 from dataclasses import asdict
 
 import vsrcompress  # noqa: F401  (registers the archs with basicsr)
+from vsrcompress.checkpoint import load_network
 from vsrcompress.cli import refuse_output_over_inputs
 from vsrcompress.inference.frame_sink import check_writable_folder
 from vsrcompress.export import (DEFAULT_FP32_ATOL, DEFAULT_INT8_MIN_PSNR, INT8_PRECISIONS, PRECISIONS,
                                 OnnxMismatchError, build_tensorrt_engine, check_onnx, export_onnx,
-                                integer_kernel_summary, load_deployable_network, ort_optimized_ops, qdq_coverage,
+                                integer_kernel_summary, ort_optimized_ops, qdq_coverage,
                                 read_footage_windows, read_int8_placement, tensorrt_unavailable_reason)
 from vsrcompress.export.cli_options import add_arch_arguments, network_options
 from vsrcompress.export.openvino_check import export_checked_openvino
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f'note: --trt: the TensorRT engine will not be built: {reason}.', file=sys.stderr)
     if args.format == 'openvino':
         check_inference_precision(args.inference_precision)  # bf16 on a CPU without it: say so before loading
-    loaded = load_deployable_network(args.checkpoint, network_options(args.arch, args.arch_opt), args.param_key)
+    loaded = load_network(args.checkpoint, network_options(args.arch, args.arch_opt), args.param_key)
     int8 = args.precision in INT8_PRECISIONS
     if int8 and not loaded.int8:
         raise ValueError(f'--precision {args.precision}: {args.checkpoint} is not an INT8 checkpoint (format '

@@ -23,7 +23,7 @@ import sys
 
 import vsrcompress  # noqa: F401  (registers the archs with basicsr)
 from vsrcompress.cli import refuse_output_over_inputs
-from vsrcompress.export import load_deployable_network
+from vsrcompress.checkpoint import load_network
 from vsrcompress.export.cli_options import add_arch_arguments, network_options
 from vsrcompress.export.openvino_runtime import INFERENCE_PRECISIONS
 from vsrcompress.inference import BACKENDS, DEVICES, make_backend, run_video_sr, validate_chunking
@@ -86,17 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.backend == 'torch':
         if args.interval is not None:  # check chunking before loading anything
             validate_chunking(args.interval, args.overlap)
-        net = load_deployable_network(args.checkpoint, network_options(args.arch, args.arch_opt), args.param_key).net
+        net = load_network(args.checkpoint, network_options(args.arch, args.arch_opt), args.param_key).net
     backend = make_backend(args.backend, args.device, net=net, onnx_path=args.onnx, engine_path=args.engine,
                            fp16=args.fp16, openvino_path=args.openvino, inference_precision=args.inference_precision,
                            openvino_mode='throughput' if len(args.input) > 1 else 'latency')
     interval = args.interval
     if interval is None:
-        interval = DEFAULT_TORCH_INTERVAL if backend.window_frames is None else backend.window_frames - 2 * args.overlap
+        window = backend.window_frames
+        interval = DEFAULT_TORCH_INTERVAL if window is None else window - 2 * args.overlap
         if interval < 2:
-            raise ValueError(f'overlap: the model takes {backend.window_frames}-frame windows; --overlap {args.overlap} '
+            raise ValueError(f'overlap: the model takes {window}-frame windows; --overlap {args.overlap} '
                              f'leaves {interval} output frames per call. Use --overlap at most '
-                             f'{(backend.window_frames - 2) // 2}, or export with more --frames.')
+                             f'{(window - 2) // 2}, or export with more --frames.')
     if len(args.input) > 1:
         run_many_video_sr(args.input, args.output, backend, interval, args.overlap, report_path=args.report,
                           fps=args.fps, fourcc=args.fourcc, allow_truncated=args.allow_truncated)

@@ -135,6 +135,21 @@ def test_pruned_checkpoint_rebuilds_from_its_own_width_spec(tmp_path):
     assert rebuilt.width_spec() == net.width_spec()
 
 
+def test_load_network_says_what_the_file_holds(tmp_path):
+    """One loader: a pruned vsrcompress file and an official dense one, each described (kind, arch, widths)."""
+    from vsrcompress.checkpoint import load_network, network_checkpoint
+    pruned = IconVSRNet(num_feat=8, num_block=1, widths={'backward': 4, 'forward': 6, 'hr': 8, 'upsample': [4, 8]})
+    save_atomic(network_checkpoint(pruned, {'type': 'IconVSRNet', 'num_feat': 8, 'num_block': 1}), tmp_path / 'p.pth')
+    loaded = load_network(str(tmp_path / 'p.pth'))
+    assert (loaded.kind, loaded.int8, loaded.arch['type']) == ('pruned', False, 'IconVSRNet')
+    assert loaded.widths == pruned.width_spec() == loaded.net.width_spec()
+    torch.save({'params': BasicVSRNet(num_feat=8, num_block=1).state_dict()}, tmp_path / 'd.pth')
+    dense = load_network(str(tmp_path / 'd.pth'), {'type': 'BasicVSRNet', 'num_feat': 8, 'num_block': 1})
+    assert (dense.kind, dense.widths, dense.quant_config) == ('dense', None, None)
+    with pytest.raises(ValueError, match=r'd\.pth is a checkpoint without an "arch" entry; give the network_g'):
+        load_network(str(tmp_path / 'd.pth'))
+
+
 @pytest.mark.parametrize('kwargs, message', [
     ({'scale': 3}, "network_g.scale: 3 is not supported; allowed: [2, 4]"),
     ({'widths': {'trunk': 8}}, "network_g.widths: unknown keys ['trunk']"),

@@ -15,10 +15,11 @@ from onnx import numpy_helper
 from torch import nn
 
 import vsrcompress  # noqa: F401
+from vsrcompress.checkpoint import load_network
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
 from vsrcompress.checkpoint import network_checkpoint, save_atomic
 from vsrcompress.export import (DEFAULT_INT8_MIN_PSNR, SAFE_WEIGHT_CODE, check_onnx, conv_int8_table, export_onnx,
-                                integer_kernel_summary, load_deployable_network, ort_optimized_ops,
+                                integer_kernel_summary, ort_optimized_ops,
                                 place_ort_int8_qdq, qdq_coverage, quantizers_bypassed, read_int8_placement)
 from vsrcompress.quantization import calibrate, export_int8_checkpoint, quant_convs, quantize_network
 from vsrcompress.quantization.output_ranges import OUTPUT_RANGE_KEY, calibrate_output_ranges
@@ -239,7 +240,7 @@ def test_bad_int8_requests_fail_before_export(int8, tmp_path):
 
 def test_int8_checkpoint_loads_and_exports_as_fp32(int8, tmp_path):
     net, _, path = int8
-    loaded = load_deployable_network(path)
+    loaded = load_network(path)
     assert loaded.int8 and set(loaded.conv_output_range) == set(quant_convs(net))
     clip = make_clip(3)
     with torch.no_grad():

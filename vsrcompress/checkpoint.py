@@ -11,6 +11,7 @@ Official BasicSR checkpoints hold only ``params``; they load into an arch built 
 """
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -80,7 +81,8 @@ def load_state_strict(net: nn.Module, state: Mapping, source: str, option_key: s
         lines = [f'{option_key}: {source} does not match {type(net).__name__}.']
         for title, items in (('missing keys', missing), ('unexpected keys', unexpected), ('shape mismatch', shapes)):
             if items:
-                lines.append(f'  {title} ({len(items)}): ' + '; '.join(items[:10]) + (' ...' if len(items) > 10 else ''))
+                more = ' ...' if len(items) > 10 else ''
+                lines.append(f'  {title} ({len(items)}): ' + '; '.join(items[:10]) + more)
         if shapes:
             lines.append('  A pruned checkpoint needs its width spec: network_g.widths, or a checkpoint with "widths".')
         raise ValueError('\n'.join(lines))
@@ -102,24 +104,88 @@ def network_checkpoint(net: nn.Module, network_opt: Mapping, **extra) -> dict:
     return ckpt
 
 
-def build_network_from_checkpoint(path: str, network_opt: Mapping | None = None, param_key: str = 'params') -> nn.Module:
-    """Rebuild a registered network (dense or pruned) from a checkpoint and load its weights strictly.
+@dataclass
+class LoadedNetwork:
+    """A network rebuilt from a checkpoint and what the file says about it.
+
+    ``kind`` is ``'dense'``, ``'pruned'`` (the file has a width spec) or ``'int8'`` (format ``vsrcompress-int8/1``:
+    the fake-quantized network, its ``quant_config`` and, when measured, the ``conv_output_range`` the ``int8-ort``
+    export needs). ``arch`` is the network_g options it was built from, ``widths`` its width spec (or None).
+    """
+    net: nn.Module
+    int8: bool
+    conv_output_range: dict[str, torch.Tensor] | None = None
+    quant_config: dict | None = None
+    kind: str = 'dense'
+    arch: dict = field(default_factory=dict)
+    widths: dict | None = None
+
+
+def load_network(path: str, network_opt: Mapping | None = None, param_key: str = 'params') -> LoadedNetwork:
+    """Rebuild the network of any vsrcompress (dense, pruned, INT8) or official BasicSR checkpoint, loaded strictly.
+
+    The one loader the scripts, exports, recipe and benchmarks use. INT8 checkpoints carry no ``params``: the float
+    network is rebuilt from ``arch``/``widths`` and ``load_int8_checkpoint`` inserts the quantizers and restores
+    weights and calibrated ranges.
 
     Args:
-        path: A vsrcompress or official BasicSR checkpoint.
+        path: Checkpoint file.
         network_opt: network_g options; needed for official checkpoints, which carry no ``arch`` entry.
-        param_key: Which state dict to load (``params`` or ``params_ema``).
+        param_key: Which state dict of a float checkpoint to load (``params`` or ``params_ema``).
     """
-    from basicsr.archs import build_network  # archs are basicsr-registered; engines never call this
+    from basicsr.archs import build_network  # archs are basicsr-registered; the engines never call this
+
+    from vsrcompress.quantization.int8_checkpoint import INT8_FORMAT, load_int8_checkpoint  # imports this module
+    from vsrcompress.quantization.output_ranges import OUTPUT_RANGE_KEY
 
     ckpt = load_checkpoint(path)
+    int8 = ckpt.get('format') == INT8_FORMAT
     opt = dict(ckpt.get('arch') or {})
     opt.update(arch_options(network_opt or {}))
     if 'type' not in opt:
-        raise ValueError(f'{path} carries no arch description; give network_g options (type, num_feat, ...).')
+        what = 'an INT8 checkpoint without an "arch" entry' if int8 else 'a checkpoint without an "arch" entry'
+        raise ValueError(f'checkpoint: {path} is {what}; give the network_g options (type, num_feat, ...; '
+                         '--arch/--arch-opt in the scripts) it was trained with.')
     widths = ckpt.get('widths') or (network_opt or {}).get('widths')
+    if not int8:
+        if widths:
+            opt['widths'] = widths
+        net = build_network(opt)
+        load_state_strict(net, select_params(ckpt, path, param_key), path)
+        return LoadedNetwork(net, int8=False, kind='pruned' if ckpt.get('widths') else 'dense', arch=opt,
+                             widths=widths or None)
     if widths:
-        opt['widths'] = widths
+        opt['widths'] = widths = _spynet_widths_from_weights(widths, ckpt)
     net = build_network(opt)
-    load_state_strict(net, select_params(ckpt, path, param_key), path)
-    return net
+    load_int8_checkpoint(net, ckpt, 'checkpoint')
+    ranges = ckpt.get(OUTPUT_RANGE_KEY)
+    return LoadedNetwork(net.eval(), int8=True, conv_output_range=dict(ranges) if ranges else None,
+                         quant_config=dict(ckpt['quantization']['config']), kind='int8', arch=opt,
+                         widths=widths or None)
+
+
+def _spynet_widths_from_weights(widths: dict, ckpt: Mapping) -> dict:
+    """``widths`` with SpyNet's rows read from the stored weight shapes when they are empty.
+
+    Kept for INT8 checkpoints written by earlier versions, which stored ``'spynet': [[], ...]`` for a quantized
+    SpyNet; ``width_spec()`` now counts every ``_ConvNd`` (``QuantConv2d`` included), so new files have the widths.
+    """
+    rows = widths.get('spynet')
+    if not rows or any(rows):
+        return widths
+    shapes = {name: tuple(q.shape) for name, q in ckpt['int8_weights'].items()}
+    shapes.update({name[:-len('.weight')]: tuple(t.shape) for name, t in ckpt['float_params'].items()
+                   if name.startswith('spynet.') and name.endswith('.weight')})
+    try:
+        spynet = [[shapes[f'spynet.basic_module.{level}.basic_module.{2 * i}'][0] for i in range(4)]
+                  for level in range(len(rows))]
+    except KeyError as err:
+        raise ValueError(f'checkpoint: its SpyNet widths are empty and weight {err} is missing; cannot rebuild '
+                         'the network.') from err
+    return {**widths, 'spynet': spynet}
+
+
+def build_network_from_checkpoint(path: str, network_opt: Mapping | None = None, param_key: str = 'params'
+                                  ) -> nn.Module:
+    """The network of :func:`load_network` alone (kept for existing callers)."""
+    return load_network(path, network_opt, param_key).net

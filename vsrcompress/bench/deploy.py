@@ -33,10 +33,11 @@ import onnxruntime as ort
 import torch
 from torch.nn import functional as F
 
+from vsrcompress.checkpoint import load_network
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
 from vsrcompress.bench.machine import load_average, machine_info
 from vsrcompress.bench.timing import time_interleaved
-from vsrcompress.export import (export_onnx, integer_kernel_summary, load_deployable_network, ort_optimized_ops,
+from vsrcompress.export import (export_onnx, integer_kernel_summary, ort_optimized_ops,
                                 output_psnr, qdq_coverage, quantizers_bypassed, read_footage_windows,
                                 read_int8_placement)
 from vsrcompress.inference import OnnxRuntimeBackend, TorchBackend, run_video_sr
@@ -135,7 +136,7 @@ def _build_networks(config: DeployConfig, window: int) -> tuple[torch.nn.Module,
     """The fake-quantized network, its conv output ranges, and where its INT8 ranges came from."""
     h, w = config.lq_size
     if config.checkpoint:
-        loaded = load_deployable_network(config.checkpoint)
+        loaded = load_network(config.checkpoint)
         net = loaded.net
         if loaded.int8:
             quant = QuantConfig.from_dict(loaded.quant_config)

@@ -13,7 +13,7 @@ from typing import TypeVar
 import torch
 from torch import nn
 
-from vsrcompress.export import load_deployable_network
+from vsrcompress.checkpoint import load_network
 from vsrcompress.export.cli_options import add_arch_arguments, network_options
 from vsrcompress.footage import layout
 
@@ -76,7 +76,7 @@ def load_fp32_network(config: NetworkInputs, purpose: str) -> nn.Module:
     """The checkpoint's FP32 network, frozen in eval mode; an INT8 checkpoint or bad file is an ``InputError``
     (``purpose``: why FP32 is needed, for the message)."""
     try:
-        loaded = load_deployable_network(config.checkpoint, config.network_opt, config.param_key)
+        loaded = load_network(config.checkpoint, config.network_opt, config.param_key)
     except (ValueError, KeyError) as err:
         raise InputError(f'checkpoint: {err}') from err
     if loaded.int8:

@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from vsrcompress.checkpoint import load_network
 from vsrcompress.atomic_files import write_figure
 from vsrcompress.bench.inputs import InputError, NetworkInputs, at_least, check_inputs, load_fp32_network, spread
 from vsrcompress.bench.machine import load_average, machine_info
 from vsrcompress.bench.timing import time_interleaved
 from vsrcompress.checkpoint import arch_options, load_checkpoint, network_checkpoint, save_atomic
-from vsrcompress.export import MIN_SIZE, footage_test_dataset, load_deployable_network, read_footage_windows
+from vsrcompress.export import MIN_SIZE, footage_test_dataset, read_footage_windows
 from vsrcompress.metrics import clip_summary
 from vsrcompress.quantization import (CALIBRATORS, OUTPUT_RANGE_KEY, SKIP_PARTS, QuantConfig, calibrate,
                                       calibrate_output_ranges, export_int8_checkpoint, quantize_network)
@@ -262,7 +263,7 @@ def run(config: QatConfig, log: Callable[[str], None] | None = print) -> dict:
         sizes = {'fp32_bytes': os.path.getsize(fp32_path), 'int8_bytes': os.path.getsize(int8_path),
                  'input_checkpoint_bytes': os.path.getsize(config.checkpoint)}
         sizes['ratio'] = sizes['int8_bytes'] / sizes['fp32_bytes']
-        reloaded = load_deployable_network(int8_path).net.to(device)
+        reloaded = load_network(int8_path).net.to(device)
         rows.append({'name': 'INT8 checkpoint', 'kind': 'int8_reload', 'calibrator': start_row['calibrator'],
                      **clip_summary(reloaded, val_set, config.val_clips)})
     for row in rows:

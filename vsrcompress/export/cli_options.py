@@ -1,7 +1,7 @@
 """Network options from the command line, for official checkpoints that carry no ``arch`` entry.
 
 ``--arch IconVSRNet --arch-opt num_feat=64 --arch-opt num_block=30`` becomes the ``network_g`` dict
-``{'type': 'IconVSRNet', 'num_feat': 64, 'num_block': 30}`` that ``build_network_from_checkpoint`` takes.
+``{'type': 'IconVSRNet', 'num_feat': 64, 'num_block': 30}`` that ``load_network`` takes.
 """
 import argparse
 
@@ -18,7 +18,7 @@ def add_arch_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def network_options(arch: str | None, arch_opts: list[str]) -> dict | None:
-    """The network_g dict for ``build_network_from_checkpoint``; None when nothing was given."""
+    """The network_g dict for ``load_network``; None when nothing was given."""
     if arch is None and not arch_opts:
         return None
     options = {'type': arch} if arch else {}

@@ -9,8 +9,9 @@ import json
 import os
 from dataclasses import asdict
 
+from vsrcompress.checkpoint import load_network
 from vsrcompress.export import (INT8_PRECISIONS, build_tensorrt_engine, check_onnx, export_onnx,
-                                load_deployable_network, tensorrt_unavailable_reason)
+                                tensorrt_unavailable_reason)
 from vsrcompress.export.openvino_check import check_openvino
 from vsrcompress.export.openvino_export import OPENVINO_GRAPH_PRECISIONS, export_openvino
 from vsrcompress.recipe.plan import RecipePlan
@@ -31,7 +32,7 @@ def run_export_stage(plan: RecipePlan) -> list[dict]:
     records = []
     for precision in options['precisions']:
         source = plan.output('qat') if precision in INT8_PRECISIONS else plan.float_output()
-        loaded = load_deployable_network(source.path, plan.shared.get('network_g'), source.param_key)
+        loaded = load_network(source.path, plan.shared.get('network_g'), source.param_key)
         path = onnx_path(plan, precision)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         spec = export_onnx(loaded.net, path, frames, height, width, dynamic=options['dynamic'], precision=precision,

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from basicsr.data import build_dataset  # noqa: E402
 
-from vsrcompress.export import load_deployable_network  # noqa: E402
+from vsrcompress.checkpoint import load_network  # noqa: E402
 from vsrcompress.export.openvino_module import OpenVINONetwork  # noqa: E402
 from vsrcompress.metrics import BicubicUpsampler, clip_quality  # noqa: E402
 from vsrcompress.recipe.plan import RecipePlan  # noqa: E402
@@ -43,7 +43,7 @@ def run_report_stage(plan: RecipePlan) -> str:
     quality = {'bicubic': clip_quality(BicubicUpsampler(plan.shared['scale']), val_set, options['val_clips'])}
     entries = []
     for label, path, param_key in recipe_models(plan):
-        loaded = load_deployable_network(path, plan.shared.get('network_g'), param_key)
+        loaded = load_network(path, plan.shared.get('network_g'), param_key)
         quality[label] = clip_quality(loaded.net, val_set, options['val_clips'])
         entries.append(ModelEntry(label, checkpoint=path, param_key=param_key, network_opt=plan.shared.get('network_g'),
                                   psnr_db=quality[label]['psnr'], description=os.path.relpath(path, plan.root)))
@@ -69,7 +69,7 @@ def openvino_quality(plan: RecipePlan, val_set, quality: dict, max_clips: int | 
         return {}
     deployed = {}
     for label, path, param_key in recipe_models(plan)[1:]:
-        loaded = load_deployable_network(path, plan.shared.get('network_g'), param_key)
+        loaded = load_network(path, plan.shared.get('network_g'), param_key)
         engine = OpenVINONetwork(loaded.net, precision, 'int8-trt' if loaded.int8 else 'fp32')
         q = clip_quality(engine, val_set, max_clips)
         deployed[label] = {'inference_precision': precision, 'graph': 'int8-trt' if loaded.int8 else 'fp32',

@@ -40,12 +40,13 @@ import torch
 from pytorch_quantization.nn import QuantConv2d, TensorQuantizer
 from torch import nn
 
+from vsrcompress.checkpoint import load_network
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet
 from vsrcompress.bench.machine import load_average, machine_info
 from vsrcompress.bench.peak_memory import forward_peak, peak_memory_unavailable, run_in_children
 from vsrcompress.bench.timing import time_interleaved
 from vsrcompress.checkpoint import load_checkpoint
-from vsrcompress.export import MIN_SIZE, export_onnx, load_deployable_network
+from vsrcompress.export import MIN_SIZE, export_onnx
 from vsrcompress.export.openvino_export import export_openvino
 from vsrcompress.export.openvino_runtime import bf16_supported
 from vsrcompress.inference.backends import Backend, OnnxRuntimeBackend, TorchBackend
@@ -71,7 +72,7 @@ class ModelEntry:
     Attributes:
         name: Label in the table and the key for the model's PSNR.
         net: A BasicVSRNet/IconVSRNet, dense, pruned or quantized (left unchanged).
-        checkpoint: A checkpoint file that ``load_deployable_network`` reads.
+        checkpoint: A checkpoint file that ``load_network`` reads.
         network_opt: network_g options for a checkpoint without an ``arch`` entry (official BasicSR files).
         param_key: State dict of a float checkpoint to load (``params`` or ``params_ema``).
         conv_output_range: A quantized ``net``'s measured conv output ranges, for the ``int8-ort`` graph
@@ -199,7 +200,7 @@ def _check_request(models: Sequence[ModelEntry], width: int, height: int, frames
 def _prepare(entry: ModelEntry, frames: int) -> _Prepared:
     """Load the model and check that it takes windows of ``frames`` frames."""
     if entry.checkpoint is not None:
-        loaded = load_deployable_network(entry.checkpoint, entry.network_opt, entry.param_key)
+        loaded = load_network(entry.checkpoint, entry.network_opt, entry.param_key)
         prepared = _Prepared(entry, loaded.net.eval(), loaded.int8, loaded.conv_output_range,
                              os.path.getsize(entry.checkpoint))
     else:

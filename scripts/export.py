@@ -39,18 +39,16 @@ import vsrcompress  # noqa: F401  (registers the archs with basicsr)
 from vsrcompress.checkpoint import load_network
 from vsrcompress.cli import refuse_output_over_inputs
 from vsrcompress.inference.frame_sink import check_writable_folder
-from vsrcompress.export import (DEFAULT_FP32_ATOL, DEFAULT_INT8_MIN_PSNR, INT8_PRECISIONS, PRECISIONS,
-                                OnnxMismatchError, build_tensorrt_engine, check_onnx, export_onnx,
-                                integer_kernel_summary, ort_optimized_ops, qdq_coverage,
-                                read_footage_windows, read_int8_placement, tensorrt_unavailable_reason)
+from vsrcompress.export import (DEFAULT_FP32_ATOL, DEFAULT_INT8_MIN_PSNR, DYNAMIC_TRACE_SIZE, INT8_PRECISIONS,
+                                PRECISIONS, OnnxMismatchError, build_tensorrt_engine, check_onnx, export_onnx,
+                                integer_kernel_summary, ort_optimized_ops, qdq_coverage, read_footage_windows,
+                                read_int8_placement, tensorrt_unavailable_reason)
 from vsrcompress.export.cli_options import add_arch_arguments, network_options
 from vsrcompress.export.openvino_check import export_checked_openvino
 from vsrcompress.export.openvino_export import OPENVINO_GRAPH_PRECISIONS
 from vsrcompress.export.openvino_runtime import INFERENCE_PRECISIONS, check_inference_precision
 from vsrcompress.quantization import QuantConfig
 from vsrcompress.quantization.output_ranges import calibrate_output_ranges
-
-DYNAMIC_TRACE_SIZE = 64
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -27,7 +27,8 @@ import vsrcompress  # noqa: F401  (registers the archs with basicsr)
 from vsrcompress.cli import refuse_output_over_inputs
 from vsrcompress.export import MIN_SIZE
 from vsrcompress.export.cli_options import add_arch_arguments, network_options
-from vsrcompress.report import BACKENDS, OFFICIAL_MODELS, measure_complexity, model_entry, write_complexity_report
+from vsrcompress.report import (LATENCY_BACKENDS, OFFICIAL_MODELS, measure_complexity, model_entry,
+                                write_complexity_report)
 
 DEFAULT_OUTPUT = 'results/benchmarks/model_complexity'
 
@@ -43,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=1, help='untimed rounds first (default 1)')
     parser.add_argument('--threads', type=int, default=os.cpu_count(),
                         help=f'PyTorch and ONNX Runtime threads (default: all {os.cpu_count()} CPUs)')
-    parser.add_argument('--backends', nargs='+', choices=BACKENDS, default=list(BACKENDS),
+    parser.add_argument('--backends', nargs='+', choices=LATENCY_BACKENDS, default=list(LATENCY_BACKENDS),
                         help='latencies to measure (default all; torch-cuda is skipped where CUDA is absent)')
     parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory forwards (one per model and '
                                                                  'CPU backend, each in a fresh process)')

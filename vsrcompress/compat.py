@@ -202,6 +202,19 @@ def _checking(parse_options: Callable) -> Callable:
     return parse_and_check
 
 
+def _warn_if_gpu_unusable(argv: list[str] | None) -> None:
+    """``num_gpu: auto`` on a machine whose GPU PyTorch cannot use would train on the CPU without a word."""
+    try:
+        wants_gpu = requested_num_gpu(argv) != 0
+    except AttributeError:  # not a mapping: option_checks names the problem when the pipeline parses the file
+        return
+    if wants_gpu:
+        from vsrcompress.gpu_check import unusable_gpu_warning
+        warning = unusable_gpu_warning()
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
+
+
 def run_pipeline(pipeline: Callable[[str], object], root_path: str, argv: list[str] | None = None) -> int:
     """Run basicsr's ``train_pipeline``/``test_pipeline``; option-file problems give one ``error:`` line, exit 2.
 
@@ -218,12 +231,8 @@ def run_pipeline(pipeline: Callable[[str], object], root_path: str, argv: list[s
     if opt_path is not None and not osp.isfile(opt_path):
         print(f'error: -opt {opt_path}: no such option file.', file=sys.stderr)
         return 2
-    if requested_num_gpu(argv) != 0:  # num_gpu: auto would fall back to the CPU without a word
-        from vsrcompress.gpu_check import unusable_gpu_warning
-        warning = unusable_gpu_warning()
-        if warning:
-            print(warning, file=sys.stderr, flush=True)
     try:
+        _warn_if_gpu_unusable(argv)
         pipeline(root_path)
     except yaml.YAMLError as err:
         print(f'error: {option_file_error(opt_path, err)}', file=sys.stderr)

@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from vsrcompress.network_parts import HIDDEN_STATE_LAYERS
+
 FEATURE_DISTILL_MODES = ('attention', 'features')
 FEATURE_DISTILL_KEYS = ('layers', 'mode', 'loss_weight')
 
@@ -24,8 +26,8 @@ def parse_feature_distill(section: Mapping, option_key: str = 'train.feature_dis
         raise ValueError(f'{option_key}: unknown keys {unknown}; allowed: {list(FEATURE_DISTILL_KEYS)}')
     layers = section.get('layers')
     if not isinstance(layers, list) or not layers or not all(isinstance(n, str) and n for n in layers):
-        raise ValueError(f'{option_key}.layers: expected a non-empty list of module names (e.g. [backward_trunk, '
-                         f'forward_trunk]), got {layers!r}')
+        raise ValueError(f'{option_key}.layers: expected a non-empty list of module names (e.g. '
+                         f'{list(HIDDEN_STATE_LAYERS)}, the hidden states), got {layers!r}')
     mode = section.get('mode', 'attention')
     if mode not in FEATURE_DISTILL_MODES:
         raise ValueError(f'{option_key}.mode: {mode!r} is not supported; allowed: {list(FEATURE_DISTILL_MODES)}')

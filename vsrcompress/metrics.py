@@ -4,11 +4,22 @@ The numbers are BasicSR's (``calculate_psnr``/``calculate_ssim`` on 8-bit RGB, n
 over clips), as in the training logs, so a report, a benchmark and a training run can be compared; the per-frame
 curves show how error builds up along the recurrence. basicsr is imported when measuring, not with this module.
 """
+import math
 import statistics
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def unit_range_psnr(reference: np.ndarray | torch.Tensor, other: np.ndarray | torch.Tensor) -> float:
+    """PSNR in dB between two float signals of data range 1 (inf when identical), in float64: how closely an engine
+    or a quantized network reproduces a reference output, rather than BasicSR's 8-bit image PSNR below."""
+    def as_array(x):
+        return x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, np.float64)
+    mse = float(np.mean((as_array(reference) - as_array(other)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
 class BicubicUpsampler(nn.Module):

@@ -25,7 +25,7 @@ import torch
 
 from vsrcompress.bench.machine import load_average, machine_info
 from vsrcompress.bench.timing import time_interleaved
-from vsrcompress.export import export_onnx, output_psnr, read_footage_windows
+from vsrcompress.export import DYNAMIC_TRACE_SIZE, export_onnx, output_psnr, read_footage_windows
 from vsrcompress.export.openvino_export import export_openvino
 from vsrcompress.export.openvino_runtime import (bf16_supported, compile_openvino, runtime_kernel_summary,
                                                  time_by_layer_type)
@@ -38,7 +38,6 @@ from vsrcompress.quantization.output_ranges import calibrate_output_ranges
 from vsrcompress.report.complexity import OFFICIAL_MODELS, count_model_complexity
 
 REFERENCE = 'dense | onnxruntime fp32'
-_TRACE_SIZE = 64  # graphs are exported with dynamic height/width, traced small (a full-size trace costs a forward)
 
 
 @dataclass
@@ -153,8 +152,8 @@ def _runners(variants: dict, folder: str, config: CpuBackendsConfig, threads: in
     graphs[('pruned int8', 'int8-trt')] = (int8, ranges)
     for (variant, graph), (net, ranges) in graphs.items():
         onnx_path = os.path.join(folder, f'{variant.replace(" ", "_")}_{graph}.onnx')
-        export_onnx(net, onnx_path, config.frames, _TRACE_SIZE, _TRACE_SIZE, dynamic=True, precision=graph,
-                    conv_output_range=ranges)
+        export_onnx(net, onnx_path, config.frames, DYNAMIC_TRACE_SIZE, DYNAMIC_TRACE_SIZE, dynamic=True,
+                    precision=graph, conv_output_range=ranges)
         xml = onnx_path[:-5] + '.xml'
         export_openvino(onnx_path, xml, 'f32')
         ref = f'{variant} | torch {"fp32" if graph == "fp32" else "fake-quant"}'
@@ -232,7 +231,8 @@ def _measure_streams(config: CpuBackendsConfig, calib: list[torch.Tensor], threa
     interval = config.frames - 2 * overlap
     with tempfile.TemporaryDirectory(prefix='cpu_streams_') as folder:
         onnx_path, xml = os.path.join(folder, 'int8.onnx'), os.path.join(folder, 'int8.xml')
-        export_onnx(int8, onnx_path, config.frames, _TRACE_SIZE, _TRACE_SIZE, dynamic=True, precision='int8-trt')
+        export_onnx(int8, onnx_path, config.frames, DYNAMIC_TRACE_SIZE, DYNAMIC_TRACE_SIZE, dynamic=True,
+                    precision='int8-trt')
         export_openvino(onnx_path, xml, ir_precision)
         inputs = _write_videos(folder, config.streams, config.stream_frames, config.height, config.width)
         one = OpenVINOBackend(xml, threads=threads, input_shape=shape)

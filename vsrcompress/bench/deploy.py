@@ -45,7 +45,8 @@ from vsrcompress.quantization import QuantConfig, calibrate, quantize_network
 from vsrcompress.quantization.output_ranges import calibrate_output_ranges
 
 INTERVALS, OVERLAPS = (3, 5, 8, 15), (0, 2, 4)
-BACKENDS = ('torch fp32', 'onnxruntime fp32', 'onnxruntime int8-ort', 'onnxruntime int8-trt')
+# <engine> <graph precision>: the ways a checkpoint deploys that this benchmark times side by side
+DEPLOYMENTS = ('torch fp32', 'onnxruntime fp32', 'onnxruntime int8-ort', 'onnxruntime int8-trt')
 
 
 @dataclass
@@ -248,8 +249,8 @@ def markdown(result: dict) -> str:
              '## Model latency (interleaved rounds, same window)', '',
              '| backend | ms per frame (median) | p25-p75 | best | speed-up vs ORT FP32 (medians) | '
              'speed-up (best rounds) | PSNR vs torch FP32 (dB) |'
-             + (' PSNR vs GT (dB) |' if 'psnr_vs_gt_db' in lat[BACKENDS[0]] else ''),
-             '|---|---|---|---|---|---|---|' + ('---|' if 'psnr_vs_gt_db' in lat[BACKENDS[0]] else '')]
+             + (' PSNR vs GT (dB) |' if 'psnr_vs_gt_db' in lat[DEPLOYMENTS[0]] else ''),
+             '|---|---|---|---|---|---|---|' + ('---|' if 'psnr_vs_gt_db' in lat[DEPLOYMENTS[0]] else '')]
     for name, row in lat.items():
         gt = f" {_fmt(row['psnr_vs_gt_db'], 2)} |" if 'psnr_vs_gt_db' in row else ''
         lines.append(f"| {name} | {row['ms_per_frame_median']:.0f} | {row['ms_per_frame_p25']:.0f}-"
@@ -335,7 +336,7 @@ def _latency_rows(seconds: dict[str, list[float]], outputs: dict, window_frames:
     reference = outputs['torch fp32']
     ort_fp32, ort_fp32_best = statistics.median(seconds['onnxruntime fp32']), min(seconds['onnxruntime fp32'])
     latency = {}
-    for name in BACKENDS:
+    for name in DEPLOYMENTS:
         per_frame = sorted(1000 * s / window_frames for s in seconds[name])
         q = statistics.quantiles(per_frame, n=4) if len(per_frame) > 1 else per_frame * 3
         latency[name] = {'ms_per_frame_median': statistics.median(per_frame), 'ms_per_frame_p25': q[0],
@@ -374,7 +375,7 @@ def run(config: DeployConfig, log: Callable[[str], None] | None = print) -> dict
             window, gt = _synthetic_clip(window_frames, *config.lq_size, seed=7), None
         h, w = window.shape[-2:]
         graphs = {}
-        for name in BACKENDS[1:]:
+        for name in DEPLOYMENTS[1:]:
             precision = name.split()[1]
             graphs[name] = os.path.join(work, f'{precision}.onnx')
             start = time.perf_counter()
@@ -382,10 +383,10 @@ def run(config: DeployConfig, log: Callable[[str], None] | None = print) -> dict
             log(f'exported {precision} in {time.perf_counter() - start:.0f} s')
         fused = integer_kernel_summary(ort_optimized_ops(graphs['onnxruntime int8-ort'], config.threads))
         placement = read_int8_placement(graphs['onnxruntime int8-ort'])
-        coverage = {name: asdict(qdq_coverage(graphs[name])) for name in BACKENDS[2:]}
+        coverage = {name: asdict(qdq_coverage(graphs[name])) for name in DEPLOYMENTS[2:]}
         loads['setup']['after'] = _load()
 
-        log(f'part 1: {config.rounds} interleaved rounds of {len(BACKENDS)} backends on {window_frames} frames of '
+        log(f'part 1: {config.rounds} interleaved rounds of {len(DEPLOYMENTS)} backends on {window_frames} frames of '
             f'{w}x{h}')
         loads['latency'] = {'before': _load()}
         sessions = {name: OnnxRuntimeBackend(path, threads=config.threads).session for name, path in graphs.items()}

@@ -38,13 +38,12 @@ from vsrcompress.data.footage_dataset import FootageRecurrentDataset, FootageTes
 from vsrcompress.export import footage_options, footage_test_dataset
 from vsrcompress.feature_distillation import feature_distill_loss, recorded_outputs
 from vsrcompress.metrics import BicubicUpsampler, clip_summary
-from vsrcompress.models.recurrent_vsr_model import FLOW_PARTS
+from vsrcompress.network_parts import FLOW_PARTS, HIDDEN_STATE_LAYERS
 from vsrcompress.pruning import CRITERIA, PARTS, PruningConfig, count_complexity, parse_pruning_config, prune_network
 from vsrcompress.pruning.complexity import clip_lengths
 
 KD_TARGET_DB = 0.3
 ETA_MIN = 1e-6  # the demo recipe's cosine floor
-HIDDEN_STATES = ['backward_trunk', 'forward_trunk']
 
 
 @dataclass
@@ -169,7 +168,7 @@ class FineTune:
                  feature_weight: float = 0.0):
         self.net, self.teacher = net.train().requires_grad_(True), teacher
         self.distill_weight, self.feature_weight = config.distill_weight, feature_weight
-        self.hidden_states = HIDDEN_STATES if feature_weight else []
+        self.hidden_states = list(HIDDEN_STATE_LAYERS) if feature_weight else []
         flow = [p for n, p in net.named_parameters() if any(part in n for part in FLOW_PARTS)]
         other = [p for n, p in net.named_parameters() if not any(part in n for part in FLOW_PARTS)]
         groups = [{'params': other, 'lr': config.lr}, {'params': flow, 'lr': config.lr * config.flow_lr_mul}]

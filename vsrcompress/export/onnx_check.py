@@ -5,7 +5,6 @@ FP32/FP16 graphs are compared with the float network (a quantized network runs w
 INT8 graphs with the fake-quantized network, which is what their Q/DQ nodes express.
 """
 import contextlib
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from torch import nn
 
 from vsrcompress.export.int8_network import quantizers_bypassed
 from vsrcompress.export.onnx_export import INPUT_NAME, INT8_PRECISIONS, OnnxGraphSpec, read_graph_spec
+from vsrcompress.metrics import unit_range_psnr as output_psnr  # noqa: F401  (re-exported by vsrcompress.export)
 from vsrcompress.quantization.quantizers import is_quantized
 
 DEFAULT_FP32_ATOL = 1e-3  # on outputs in [0, 1]: a quarter of an 8-bit gray level
@@ -40,12 +40,6 @@ class OnnxMatch:
     psnr_db: float
     torch_seconds: float
     engine_seconds: float
-
-
-def output_psnr(reference: np.ndarray, other: np.ndarray) -> float:
-    """PSNR in dB between two outputs with data range 1 (inf when identical)."""
-    mse = float(np.mean((reference.astype(np.float64) - other.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
 def check_sizes(spec: OnnxGraphSpec, height: int, width: int) -> list[tuple[int, int]]:

@@ -42,6 +42,8 @@ INT8_PRECISIONS = ('int8-trt', 'int8-ort')
 DEFAULT_OPSET = 17
 INPUT_NAME, OUTPUT_NAME = 'lq', 'sr'
 MIN_SIZE = 33  # SpyNet's coarsest pyramid level needs frames larger than 32 px
+# graphs with dynamic height/width are traced at this size: any size works, and a full-size trace costs a forward
+DYNAMIC_TRACE_SIZE = 64
 _METADATA_KEY = 'vsrcompress.graph'
 _INT8_METADATA_KEY = 'vsrcompress.int8_placement'
 

@@ -12,6 +12,7 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from vsrcompress.checkpoint import load_checkpoint, load_state_strict, network_checkpoint, save_atomic, select_params
 from vsrcompress.collectives import collective_device
+from vsrcompress.network_parts import FLOW_PARTS
 
 
 def check_ranks_agree(values: torch.Tensor, what: str) -> None:
@@ -26,7 +27,6 @@ def check_ranks_agree(values: torch.Tensor, what: str) -> None:
 
 
 OPTIMIZERS = {'Adam': torch.optim.Adam, 'AdamW': torch.optim.AdamW, 'SGD': torch.optim.SGD}
-FLOW_PARTS = ('spynet', 'edvr')
 
 
 @MODEL_REGISTRY.register()

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-PARTS = ('trunk', 'blocks', 'tail', 'spynet', 'edvr')
-SINGLE_WIDTH_PARTS = ('edvr',)  # its groups keep one common width (ranked uniformly)
+from vsrcompress.network_parts import PRUNING_PARTS as PARTS  # noqa: F401  (re-exported: pruning.parts)
+from vsrcompress.network_parts import SINGLE_WIDTH_PARTS  # noqa: F401  (re-exported)
 DEFORMABLE_GROUPS = 8  # EDVR's PCD alignment (basicsr's PCDAlignment)
 
 

@@ -7,19 +7,11 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 
+from vsrcompress.network_parts import QUANTIZATION_PARTS as SKIP_PARTS  # the named parts, as module regexes
+
 CALIBRATORS = ('max', 'percentile', 'mse', 'entropy')
 MIN_BITS, MAX_BITS = 2, 8
 MIN_HISTOGRAM_BINS = 256  # mse/entropy search amax from bin 128 on (pytorch-quantization's start_bin)
-
-# Named parts of BasicVSRNet/IconVSRNet (and basicsr's BasicVSR/IconVSR), as full-match regexes on module names.
-SKIP_PARTS = {
-    'spynet': r'spynet\..*',
-    'edvr': r'edvr\..*',
-    'first_conv': r'(backward|forward)_trunk\.main\.0',
-    'last_conv': r'conv_last',
-    'upsample': r'upconv\d+|conv_hr',
-    'fusion': r'fusion|backward_fusion|forward_fusion',
-}
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ network has about 200 quantized layers, two forwards each, while the parts that 
 a handful, so a part-level run is what fits a CPU.
 """
 import re
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 
+from vsrcompress.metrics import unit_range_psnr
 from vsrcompress.quantization.config import SKIP_PARTS
 from vsrcompress.quantization.quantizers import check_calibrated, layer_quantizers, set_quantization_enabled
 
@@ -59,8 +59,7 @@ class SensitivityReport:
 
 def clip_psnr(output: torch.Tensor, target: torch.Tensor) -> float:
     """PSNR (dB) of a whole clip in [0, 1], pooled over frames; outputs are clamped to [0, 1] first."""
-    mse = torch.mean((output.clamp(0, 1) - target) ** 2).item()
-    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+    return unit_range_psnr(target, output.clamp(0, 1))
 
 
 def part_units(net: nn.Module) -> dict[str, list[str]]:

@@ -46,7 +46,7 @@ from vsrcompress.bench.machine import load_average, machine_info
 from vsrcompress.bench.peak_memory import forward_peak, peak_memory_unavailable, run_in_children
 from vsrcompress.bench.timing import time_interleaved
 from vsrcompress.checkpoint import load_checkpoint
-from vsrcompress.export import MIN_SIZE, export_onnx
+from vsrcompress.export import DYNAMIC_TRACE_SIZE, MIN_SIZE, export_onnx
 from vsrcompress.export.openvino_export import export_openvino
 from vsrcompress.export.openvino_runtime import bf16_supported
 from vsrcompress.inference.backends import Backend, OnnxRuntimeBackend, TorchBackend
@@ -59,9 +59,9 @@ OFFICIAL_MODELS = {  # the published full-size configurations (BasicSR options f
     'iconvsr': (IconVSRNet, {'num_feat': 64, 'num_block': 30, 'keyframe_stride': 5, 'temporal_padding': 2,
                              'scale': 4}),
 }
-BACKENDS = ('onnxruntime-cpu', 'openvino-cpu-f32', 'openvino-cpu-bf16', 'torch-cpu', 'torch-cuda')
+# <engine>-<device>[-<precision>]: how a model is timed (engines: vsrcompress.inference.BACKENDS)
+LATENCY_BACKENDS = ('onnxruntime-cpu', 'openvino-cpu-f32', 'openvino-cpu-bf16', 'torch-cpu', 'torch-cuda')
 OPENVINO_BACKENDS = {'openvino-cpu-f32': 'f32', 'openvino-cpu-bf16': 'bf16'}  # backend -> inference precision
-DYNAMIC_TRACE_SIZE = 64  # dynamic graphs: the tracing size (any size works; small is quick)
 FLOAT_ONLY = 'PyTorch runs INT8 networks as fake quantization (float math), which deploys nowhere'
 
 
@@ -180,9 +180,9 @@ def _check_request(models: Sequence[ModelEntry], width: int, height: int, frames
     if repeats < 1 or warmup < 0 or threads < 1:
         raise ValueError(f'repeats >= 1, warmup >= 0 and threads >= 1 required; got repeats {repeats}, warmup '
                          f'{warmup}, threads {threads}')
-    unknown = sorted(set(backends) - set(BACKENDS))
+    unknown = sorted(set(backends) - set(LATENCY_BACKENDS))
     if unknown or not backends:
-        raise ValueError(f'backends: {unknown or "none given"} not supported; allowed: {list(BACKENDS)}')
+        raise ValueError(f'backends: {unknown or "none given"} not supported; allowed: {list(LATENCY_BACKENDS)}')
     if not models:
         raise ValueError('models: nothing to measure')
     names = [m.name for m in models]
@@ -300,7 +300,7 @@ def _runners(model: _Prepared, backends: Sequence[str], threads: int, cpu_net: n
 
 
 def measure_complexity(models: Sequence[ModelEntry], width: int, height: int, frames: int = 5, repeats: int = 3,
-                       warmup: int = 1, threads: int | None = None, backends: Sequence[str] = BACKENDS,
+                       warmup: int = 1, threads: int | None = None, backends: Sequence[str] = LATENCY_BACKENDS,
                        memory: bool = True, dynamic_graph: bool = False, log: Callable[[str], None] | None = print
                        ) -> list[dict]:
     """Measure every model (see the module docstring) and return one JSON-ready row per model, in order.
@@ -313,7 +313,7 @@ def measure_complexity(models: Sequence[ModelEntry], width: int, height: int, fr
         repeats: Timed rounds over all (model, backend) pairs; the median is reported.
         warmup: Untimed rounds first.
         threads: Intra-op threads of PyTorch and ONNX Runtime; default: every CPU.
-        backends: Which of ``BACKENDS`` to time; ``torch-cuda`` is skipped with a note where CUDA is absent.
+        backends: Which of ``LATENCY_BACKENDS`` to time; ``torch-cuda`` is skipped with a note where CUDA is absent.
         memory: Measure the peak working memory of one forward per CPU backend (one ``spawn`` child process each:
             the caller's main module must be safe to import, i.e. guarded by ``if __name__ == '__main__'``).
         dynamic_graph: Export ONNX graphs with dynamic height and width, traced at 64x64, instead of at the input

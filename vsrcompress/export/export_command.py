@@ -1,0 +1,145 @@
+"""What ``scripts/export.py`` does once its flags are parsed: load, export (ONNX or OpenVINO IR), check, build a
+TensorRT engine, report. The script keeps only the flags and their checks; see its docstring for usage.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import asdict
+
+from vsrcompress.atomic_files import write_text
+from vsrcompress.checkpoint import load_network
+from vsrcompress.export.cli_options import network_options
+from vsrcompress.export.footage_windows import read_footage_windows
+from vsrcompress.export.onnx_check import OnnxMismatchError, check_onnx
+from vsrcompress.export.onnx_export import INT8_PRECISIONS, export_onnx, read_int8_placement
+from vsrcompress.export.openvino_check import export_checked_openvino
+from vsrcompress.export.openvino_runtime import check_inference_precision
+from vsrcompress.export.qdq_summary import integer_kernel_summary, ort_optimized_ops, qdq_coverage
+from vsrcompress.export.tensorrt_build import build_tensorrt_engine, tensorrt_unavailable_reason
+from vsrcompress.quantization import QuantConfig
+from vsrcompress.quantization.output_ranges import calibrate_output_ranges
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Export ``args.checkpoint`` as ``scripts/export.py`` parsed it (its flags are the fields); the exit status.
+
+    Loads the network (any kind ``load_network`` reads), exports the ONNX graph or OpenVINO IR, checks it against
+    PyTorch, builds a TensorRT engine when asked and possible, and writes the JSON report atomically.
+    """
+    if args.trt:  # say it now, not after a long export
+        reason = tensorrt_unavailable_reason()
+        if reason:
+            print(f'note: --trt: the TensorRT engine will not be built: {reason}.', file=sys.stderr)
+    if args.format == 'openvino':
+        check_inference_precision(args.inference_precision)  # bf16 on a CPU without it: say so before loading
+    loaded = load_network(args.checkpoint, network_options(args.arch, args.arch_opt), args.param_key)
+    int8 = args.precision in INT8_PRECISIONS
+    if int8 and not loaded.int8:
+        raise ValueError(f'--precision {args.precision}: {args.checkpoint} is not an INT8 checkpoint (format '
+                         'vsrcompress-int8/1, written by QAT training: python train.py -opt options/basicvsr_qat.yml)')
+    net, ranges = loaded.net, loaded.conv_output_range
+    windows = []
+    if args.calib_clips and int8:
+        config = QuantConfig.from_dict(loaded.quant_config)
+        windows = read_footage_windows(args.calib_clips, args.frames, int(net.scale), args.calib_split,
+                                       config.calib_batches)
+        if args.precision == 'int8-ort' and ranges is None:
+            ranges = calibrate_output_ranges(net, (w['lq'] for w in windows), config)
+            print(f'measured {len(ranges)} conv output ranges ({config.calibrator}) on {len(windows)} windows of '
+                  f'{args.calib_clips} ({args.calib_split})')
+    if args.format == 'openvino':
+        return _export_openvino(args, net, ranges, windows)
+    spec = export_onnx(net, args.output, args.frames, args.height, args.width, dynamic=args.dynamic,
+                       precision=args.precision, opset=args.opset, conv_output_range=ranges,
+                       float_output_layers=args.float_output)
+    size = 'dynamic' if spec.dynamic else f'{spec.width}x{spec.height}'
+    print(f'wrote {args.output}: {spec.arch} x{spec.scale}, {spec.frames} frames, {size}, {spec.precision}, '
+          f'opset {spec.opset}')
+    report = {'checkpoint': args.checkpoint, 'onnx': args.output, 'graph': asdict(spec), 'checks': []}
+    if int8:
+        report['int8'] = _int8_summary(args.output)
+    if args.check:
+        clips = _check_clips(windows, args.height, args.width, args.dynamic) if windows else None
+        try:
+            matches = check_onnx(args.output, net, args.height, args.width, args.atol, args.min_int8_psnr, clips)
+        except OnnxMismatchError as err:
+            os.replace(args.output, args.output + '.mismatch')
+            print(f'error: {err}\nThe graph was moved to {args.output}.mismatch.', file=sys.stderr)
+            return 1
+        against = 'fake-quantized PyTorch' if int8 else 'PyTorch'
+        print(f"{'input':>10} {'max abs err':>12} {'PSNR dB':>8} {'torch s':>8} {'ORT s':>8}   (vs {against}, "
+              f"{'footage' if clips else 'random'} clip)")
+        for m in matches:
+            psnr = 'inf' if math.isinf(m.psnr_db) else f'{m.psnr_db:.1f}'
+            print(f'{m.width:>4}x{m.height:<5} {m.max_abs_error:>12.3g} {psnr:>8} {m.torch_seconds:>8.2f} '
+                  f'{m.engine_seconds:>8.2f}')
+        report['checks'] = [asdict(m) for m in matches]
+    if args.trt:
+        reason = tensorrt_unavailable_reason()
+        if reason:
+            print(f'TensorRT engine not built: {reason}. The ONNX graph is complete.', file=sys.stderr)
+            report['tensorrt'] = {'built': False, 'reason': reason}
+        else:
+            engine = build_tensorrt_engine(args.output, os.path.splitext(args.output)[0] + '.engine',
+                                           args.trt_max_height, args.trt_max_width,
+                                           opt_height=args.trt_opt_height, opt_width=args.trt_opt_width)
+            print(f'wrote TensorRT engine {engine}')
+            report['tensorrt'] = {'built': True, 'engine': engine}
+    if args.report:
+        write_text(args.report, json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def _export_openvino(args: argparse.Namespace, net, ranges, windows: list[dict]) -> int:
+    """``--format openvino``: export, convert, check (f32 and bf16 where supported); print the table."""
+    clips = _check_clips(windows, args.height, args.width, args.dynamic) if windows else None
+    try:
+        record = export_checked_openvino(net, args.output, args.frames, args.height, args.width,
+                                         args.inference_precision, args.precision, args.dynamic, ranges,
+                                         args.float_output, args.check, clips, args.atol, args.min_int8_psnr)
+    except OnnxMismatchError as err:
+        print(f'error: {err}\nThe IR was moved to {args.output[:-4]}.mismatch.xml/.bin.', file=sys.stderr)
+        return 1
+    spec = record['graph']
+    size = 'dynamic' if spec['height'] is None else f'{spec["width"]}x{spec["height"]}'
+    print(f'wrote {args.output} (+ .bin): {spec["arch"]} x{spec["scale"]}, {spec["frames"]} frames, {size}, '
+          f'{spec["precision"]} graph, OpenVINO inference precision {args.inference_precision}; convolutions by '
+          f'runtime precision: {record["kernels"]["convolutions_by_precision"]}')
+    if record['checks']:
+        against = 'fake-quantized PyTorch' if args.precision in INT8_PRECISIONS else 'PyTorch FP32'
+        print(f"{'input':>10} {'precision':>9} {'max abs err':>12} {'PSNR dB':>8} {'torch s':>8} {'OV s':>8}   "
+              f"(vs {against}, {'footage' if clips else 'random'} clip)")
+        for m in record['checks']:
+            psnr = 'inf' if math.isinf(m['psnr_db']) else f'{m["psnr_db"]:.1f}'
+            print(f"{m['width']:>4}x{m['height']:<5} {m['inference_precision']:>9} {m['max_abs_error']:>12.3g} "
+                  f"{psnr:>8} {m['torch_seconds']:>8.2f} {m['engine_seconds']:>8.2f}")
+    if args.report:
+        write_text(args.report, json.dumps({'checkpoint': args.checkpoint, **record}, indent=2, default=str))
+    return 0
+
+
+def _int8_summary(onnx_path: str) -> dict:
+    """Print and return where the graph has Q/DQ nodes and what ONNX Runtime's CPU provider fused."""
+    coverage = qdq_coverage(onnx_path)
+    fused = integer_kernel_summary(ort_optimized_ops(onnx_path))
+    print(f'Q/DQ: {coverage.quantize_nodes} QuantizeLinear, {coverage.dequantize_nodes} DequantizeLinear; '
+          f'{coverage.conv_nodes} Conv nodes: {coverage.conv_input_dq} with DQ input, {coverage.conv_weight_dq} DQ '
+          f'weight ({coverage.conv_weight_per_channel} per channel), {coverage.conv_output_q} Q output; Add nodes by '
+          f'DQ inputs: {dict(sorted(coverage.add_dq_inputs.items()))}')
+    print(f"ONNX Runtime CPU (optimized graph): integer kernels {fused['integer_ops']}, {fused['float_convs']} float "
+          f"convs, {fused['quantize_dequantize']} Q/DQ nodes left")
+    return {'qdq': asdict(coverage), 'ort_cpu': fused, 'placement': read_int8_placement(onnx_path)}
+
+
+def _check_clips(windows: list[dict], height: int, width: int, dynamic: bool) -> list | None:
+    """Footage windows cropped to the check sizes (as ``check_onnx`` uses them), or None if frames are too small."""
+    sizes = [(height, width), (height + 6, width + 10)] if dynamic else [(height, width)]
+    clips = []
+    for (h, w), window in zip(sizes, windows * len(sizes)):
+        lq = window['lq']
+        if lq.shape[-2] < h or lq.shape[-1] < w:
+            return None
+        clips.append(lq[..., :h, :w].contiguous())
+    return clips

@@ -10,6 +10,8 @@ if ! python -c "import torch, torchvision" 2>/dev/null; then
   $PIP install $TORCH_SPEC
 fi
 $PIP install --no-build-isolation "basicsr==1.4.2"
+# After basicsr: its opencv-python and tb-nightly write the same module folders as our opencv-python-headless (no
+# libGL needed, as on servers) and tensorboard, so ours, installed last, are the ones in use (tests/test_install.py).
 $PIP install --no-build-isolation -e ".[test]"
 python -c "import vsrcompress; print('vsrcompress', vsrcompress.__version__, 'is installed')"
 python -c "from vsrcompress.gpu_check import unusable_gpu_warning as w; m = w(); m and print(m)" >&2

@@ -1,16 +1,24 @@
-"""CPU side of scripts/gpu_acceptance.py: which requirements are missing, which wheels satisfy them, no-GPU path."""
+"""CPU side of scripts/gpu_acceptance.py: which requirements are missing, which wheels satisfy them, the graphs
+TensorRT engines are built from, the table, the no-GPU path."""
 import os
 
+import onnx
 import pytest
 import torch
-from conftest import script_main
+from conftest import NARROW_WIDTHS, script_main
 
-from vsrcompress.bench.gpu_acceptance import EXIT_NO_GPU, missing_requirements, wheels_for
+from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
+from vsrcompress.bench.gpu_acceptance import (EXIT_NO_GPU, FRAMES, NO_DEPS_REQUIREMENTS, REQUIREMENTS, markdown,
+                                              missing_requirements, plot, tensorrt_graphs, wheels_for)
+from vsrcompress.export import read_graph_spec
+from vsrcompress.export.onnx_check import compare_with_torch
+from vsrcompress.quantization.quantizers import is_quantized
 
 
-def test_missing_requirements_are_the_uninstalled_distributions():
-    assert missing_requirements((('torch', 'torch'), ('no-such-dist-vsrc', 'no-such-dist-vsrc==1.0'))) == \
+def test_missing_requirements_are_the_modules_that_do_not_import():
+    assert missing_requirements((('torch', 'torch'), ('no_such_module_vsrc', 'no-such-dist-vsrc==1.0'))) == \
         ['no-such-dist-vsrc==1.0']
+    assert missing_requirements(NO_DEPS_REQUIREMENTS + REQUIREMENTS) == []  # this machine has everything
 
 
 def test_wheel_discovery_matches_names_and_pinned_versions(tmp_path):
@@ -24,6 +32,41 @@ def test_wheel_discovery_matches_names_and_pinned_versions(tmp_path):
                      'lmdb': str(tmp_path / 'lmdb-1.4.1.tar.gz')}
     assert absent == ['pytorch-quantization==2.1.3', 'onnx']  # 2.2.1 is not the pinned version
     assert wheels_for(['lmdb'], str(tmp_path / 'missing')) == ({}, ['lmdb'])
+
+
+def test_tensorrt_rows_are_built_from_an_fp16_graph_and_a_calibrated_qdq_graph(tmp_path):
+    torch.manual_seed(0)
+    net = BasicVSRNet(num_feat=8, num_block=1, widths=NARROW_WIDTHS).eval()
+    calib = [torch.rand(1, FRAMES, 3, 64, 64, generator=torch.Generator().manual_seed(1))]
+    graphs = tensorrt_graphs({'pruned mac0.25': net}, str(tmp_path), calib)
+    assert set(graphs) == {'pruned mac0.25 tensorrt fp16', 'pruned mac0.25 tensorrt int8-trt'}
+    for key, path in graphs.items():
+        spec = read_graph_spec(path)
+        assert (spec.precision, spec.frames, spec.dynamic) == (key.split()[-1], FRAMES, True)
+    ops = {name: [node.op_type for node in onnx.load(path).graph.node] for name, path in graphs.items()}
+    assert 'QuantizeLinear' not in ops['pruned mac0.25 tensorrt fp16']
+    assert ops['pruned mac0.25 tensorrt int8-trt'].count('QuantizeLinear') > 0
+    fp16 = compare_with_torch(graphs['pruned mac0.25 tensorrt fp16'], net, [(64, 96)])[0]
+    int8 = compare_with_torch(graphs['pruned mac0.25 tensorrt int8-trt'], net, [(64, 96)], clips=calib)[0]
+    assert fp16.psnr_db > 60 and int8.psnr_db > 40  # both against the float network (its bilinear base dominates)
+    assert not is_quantized(net)  # a copy was quantized
+
+
+def test_the_table_names_the_card_and_says_what_was_not_timed(tmp_path):
+    timed = {'ms_per_frame': 20.0, 'fps': 50.0, 'best_ms_per_frame': 19.0, 'torch_max_memory_allocated_mib': 900.0,
+             'psnr_vs_torch_fp32_db': 48.25}
+    report = {'machine': {'cuda_device': 'NVIDIA H200'}, 'repeats': 3, 'rows': [
+        {'variant': 'dense torch fp16', **timed},
+        {'variant': 'dense tensorrt int8-trt', **timed, 'build_seconds': 61.0, 'engine_device_memory_mib': 700.0},
+        {'variant': 'pruned mac0.25 tensorrt fp16', 'note': 'not timed: RuntimeError: TensorRT could not parse'},
+        {'variant': 'tensorrt', 'note': 'not present: the Python package `tensorrt` is not installed'}]}
+    table = markdown(report)
+    assert table.startswith('# GPU acceptance: NVIDIA H200')
+    assert '| dense torch fp16 | 20.0 | 50.00 | 900 | 48.25 | - | - |' in table
+    assert '| dense tensorrt int8-trt | 20.0 | 50.00 | 900 | 48.25 | 700 | 61 |' in table
+    assert '| tensorrt | not present: the Python package `tensorrt` is not installed |' in table
+    plot(report, str(tmp_path / 'gpu.png'))
+    assert (tmp_path / 'gpu.png').read_bytes().startswith(b'\x89PNG')
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='a GPU is present: the no-GPU path does not apply')

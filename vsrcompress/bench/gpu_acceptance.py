@@ -1,53 +1,58 @@
 """One GPU acceptance run: install what is missing from a wheel folder (offline), run the ``cuda`` tests, then time
-full-size BasicVSR (64 ch, 30 blocks) dense vs pruned (MAC budget 0.25) in torch FP32 and FP16 at 540x960 LR x4.
+full-size BasicVSR (64 ch, 30 blocks) dense vs pruned (MAC budget 0.25) in torch FP32 and FP16 at 540x960 LR x4,
+and in TensorRT FP16 and INT8 where TensorRT is installed.
 
 Written for a machine with one NVIDIA GPU and no internet; ``docs/gpu.md`` says how to prepare the wheel folder.
 Without a usable GPU it measures nothing, writes no results file and returns ``EXIT_NO_GPU``.
 """
 import argparse
 import copy
+import importlib
 import importlib.metadata
-import json
+import importlib.util
 import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 
 import torch
 
+import vsrcompress
+from vsrcompress.atomic_files import write_benchmark_result, write_figure
 from vsrcompress.bench.machine import machine_info
 from vsrcompress.bench.timing import best_and_median, time_interleaved
 
 EXIT_NO_GPU = 3  # no CUDA GPU visible: nothing measured (distinct from 1, a failure, and 2, argparse errors)
-# (distribution, pip requirement) the GPU run needs besides torch; basicsr 1.4.2 is an sdist: wheel it beforehand
-REQUIREMENTS = (('basicsr', 'basicsr==1.4.2'), ('torch-pruning', 'torch-pruning'),
-                ('pytorch-quantization', 'pytorch-quantization==2.1.3'), ('lmdb', 'lmdb'), ('onnx', 'onnx'),
-                ('onnxruntime', 'onnxruntime'), ('pytest', 'pytest'))
+# (module, pip requirement) the GPU run needs besides torch. These install without their own requirements: all name
+# torch (a second one would be fetched), and basicsr's others (tb-nightly, yapf, addict, future, opencv-python) are
+# imported by nothing run here. torchvision must be the release paired with the GPU machine's torch.
+NO_DEPS_REQUIREMENTS = (('basicsr', 'basicsr==1.4.2'), ('torch_pruning', 'torch-pruning==1.6.1'),
+                        ('torchvision', 'torchvision'))
+REQUIREMENTS = (('pytorch_quantization', 'pytorch-quantization==2.1.3'), ('lmdb', 'lmdb'), ('onnx', 'onnx'),
+                ('onnxruntime', 'onnxruntime'), ('cv2', 'opencv-python-headless'), ('skimage', 'scikit-image'),
+                ('scipy', 'scipy'), ('yaml', 'pyyaml'), ('requests', 'requests'), ('tqdm', 'tqdm'), ('PIL', 'pillow'),
+                ('matplotlib', 'matplotlib'), ('tensorboard', 'tensorboard'), ('pytest', 'pytest'))
 LQ_SIZE, SCALE, FRAMES = (540, 960), 4, 5
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _normalize(name: str) -> str:
     return re.sub(r'[-_.]+', '_', name).lower()
 
 
-def missing_requirements(requirements: tuple = REQUIREMENTS) -> list[str]:
-    """Pip requirements whose distribution is not installed in this interpreter."""
-    missing = []
-    for dist, requirement in requirements:
-        try:
-            importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            missing.append(requirement)
-    return missing
+def missing_requirements(requirements: tuple) -> list[str]:
+    """Pip requirements whose module this interpreter cannot import."""
+    return [requirement for module, requirement in requirements if importlib.util.find_spec(module) is None]
 
 
 def wheels_for(requirements: list[str], wheel_dir: str) -> tuple[dict[str, str], list[str]]:
     """Which files of ``wheel_dir`` (wheels or sdists) provide each requirement, and which have none.
 
     A pinned requirement (``name==version``) needs that version; only names and versions are matched here, pip
-    checks the rest when it installs.
+    checks the rest (and the requirements of requirements) when it installs.
     """
     available = {}  # (normalized name, version) -> path
     for file in sorted(os.listdir(wheel_dir)) if os.path.isdir(wheel_dir) else []:
@@ -66,10 +71,27 @@ def wheels_for(requirements: list[str], wheel_dir: str) -> tuple[dict[str, str],
     return found, absent
 
 
-def install_offline(requirements: list[str], wheel_dir: str) -> None:
-    """``pip install --no-index --find-links wheel_dir`` (no build isolation: basicsr builds against torch)."""
-    subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-index', '--find-links', wheel_dir,
-                    '--no-build-isolation', *requirements], check=True)
+def prepare_wheels(folder: str) -> None:
+    """On a machine with internet and the GPU machine's Python and torch: fill ``folder`` with what ``--wheels``
+    installs (basicsr 1.4.2 is an sdist: built into a wheel here; torchvision: the release installed here)."""
+    pip = [sys.executable, '-m', 'pip']
+    torchvision = 'torchvision==' + importlib.metadata.version('torchvision').split('+')[0]
+    subprocess.run([*pip, 'wheel', '-w', folder, '--no-deps', '--no-build-isolation', NO_DEPS_REQUIREMENTS[0][1]],
+                   check=True)
+    subprocess.run([*pip, 'download', '-d', folder, '--no-deps', NO_DEPS_REQUIREMENTS[1][1], torchvision],
+                   check=True)
+    subprocess.run([*pip, 'download', '-d', folder, *(r for _, r in REQUIREMENTS)], check=True)
+
+
+def install_offline(no_deps: list[str], with_deps: list[str], wheel_dir: str) -> None:
+    """``pip install --no-index --find-links wheel_dir`` (no build isolation: nothing can be fetched)."""
+    pip = [sys.executable, '-m', 'pip', 'install', '--no-index', '--find-links', wheel_dir, '--no-build-isolation']
+    if no_deps:
+        subprocess.run([*pip, '--no-deps', *no_deps], check=True)
+    if with_deps:
+        subprocess.run([*pip, *with_deps], check=True)
+    importlib.invalidate_caches()  # this process imports the new packages afterwards
+    importlib.reload(vsrcompress)  # registers with the new basicsr (its compat patches first)
 
 
 def gpu_unavailable_reason() -> str | None:
@@ -93,36 +115,99 @@ def _variants() -> dict[str, torch.nn.Module]:
     return {'dense': dense, 'pruned mac0.25': pruned}
 
 
-def measure(repeats: int, log: Callable[[str], None] = print) -> list[dict]:
-    """ms/frame, FPS and torch.cuda.max_memory_allocated of every (network, precision), timed interleaved."""
+def tensorrt_graphs(nets: dict[str, torch.nn.Module], folder: str, calib_clips: list[torch.Tensor]
+                    ) -> dict[str, str]:
+    """The ONNX graphs the TensorRT rows are built from, by row name: each network as an FP16 graph and, quantized
+    and calibrated on ``calib_clips`` (CPU), as an ``int8-trt`` Q/DQ graph. Dynamic graphs (traced small, cheap at
+    full width); TensorRT's strongly typed engines run the float layers of the INT8 graph in FP32."""
+    from vsrcompress.export import DYNAMIC_TRACE_SIZE, export_onnx
+    from vsrcompress.quantization import calibrate, quantize_network
+    graphs = {}
+    for name, net in nets.items():
+        int8 = copy.deepcopy(net).cpu()
+        quantize_network(int8, {})
+        calibrate(int8, calib_clips, {})
+        for precision, graph_net in (('fp16', net), ('int8-trt', int8)):
+            path = os.path.join(folder, f"{name.replace(' ', '_')}_{precision}.onnx")
+            export_onnx(graph_net, path, FRAMES, DYNAMIC_TRACE_SIZE, DYNAMIC_TRACE_SIZE, dynamic=True,
+                        precision=precision)
+            graphs[f'{name} tensorrt {precision}'] = path
+    return graphs
+
+
+def _tensorrt_engines(nets: dict[str, torch.nn.Module], folder: str, log: Callable[[str], None]
+                      ) -> tuple[dict, dict[str, dict]]:
+    """TensorRTBackends of engines tuned for the benchmark size, and what building each took (or why it failed)."""
+    from vsrcompress.export import build_tensorrt_engine
+    from vsrcompress.inference import TensorRTBackend
+    calib = [torch.rand(1, FRAMES, 3, 64, 64, generator=torch.Generator().manual_seed(seed)) for seed in (1, 2)]
+    backends, builds = {}, {}
+    for key, onnx_path in tensorrt_graphs(nets, folder, calib).items():
+        started = time.perf_counter()
+        try:
+            engine_path = build_tensorrt_engine(onnx_path, onnx_path[:-len('.onnx')] + '.engine', *LQ_SIZE,
+                                                opt_height=LQ_SIZE[0], opt_width=LQ_SIZE[1])
+            backends[key] = TensorRTBackend(engine_path)
+        except Exception as err:  # a failed build is a finding of the acceptance run, kept in its table
+            builds[key] = {'error': f'{type(err).__name__}: {err}'}
+            log(f'{key}: engine build failed: {err}')
+            continue
+        engine = backends[key].engine
+        memory = getattr(engine, 'device_memory_size_v2', None) or engine.device_memory_size  # _v2: TensorRT >= 10.1
+        builds[key] = {'build_seconds': time.perf_counter() - started, 'engine_device_memory_mib': memory / 2 ** 20}
+        log(f'{key}: engine built in {builds[key]["build_seconds"]:.0f} s')
+    return backends, builds
+
+
+def measure(repeats: int, folder: str, log: Callable[[str], None] = print) -> list[dict]:
+    """ms/frame, FPS, torch.cuda.max_memory_allocated and PSNR against the network's torch FP32 output of every
+    (network, engine, precision), timed interleaved; TensorRT FP16/INT8 rows where TensorRT is usable.
+
+    Imports the project's engines here, not at the top: they need the wheels ``main`` installs first."""
+    from vsrcompress.export import output_psnr, tensorrt_unavailable_reason
     clip = torch.rand(1, FRAMES, 3, *LQ_SIZE, device='cuda')
     nets = {name: net.cuda() for name, net in _variants().items()}
-    runners, peaks = {}, {}
+    runners, peaks, outputs = {}, {}, {}
 
-    def runner(key: str, net: torch.nn.Module, fp16: bool) -> Callable[[], None]:
+    def timed(key: str, forward: Callable[[], torch.Tensor]) -> Callable[[], None]:
         def run() -> None:
             torch.cuda.reset_peak_memory_stats()
-            with torch.inference_mode(), torch.autocast('cuda', dtype=torch.float16, enabled=fp16):
-                net(clip)
+            with torch.inference_mode():
+                out = forward()
             torch.cuda.synchronize()
             peaks[key] = max(peaks.get(key, 0), torch.cuda.max_memory_allocated())
+            if key not in outputs:  # the warm-up round: not timed
+                outputs[key] = out.float()
         return run
+
+    def autocast(net: torch.nn.Module, fp16: bool) -> Callable[[], torch.Tensor]:
+        def forward() -> torch.Tensor:
+            with torch.autocast('cuda', dtype=torch.float16, enabled=fp16):
+                return net(clip)
+        return forward
     for name, net in nets.items():
         for precision in ('fp32', 'fp16'):
-            runners[f'{name} torch {precision}'] = runner(f'{name} torch {precision}', net, precision == 'fp16')
+            key = f'{name} torch {precision}'
+            runners[key] = timed(key, autocast(net, precision == 'fp16'))
+    trt_reason = tensorrt_unavailable_reason()
+    builds = {}
+    if trt_reason is None:
+        backends, builds = _tensorrt_engines(nets, folder, log)
+        for key, backend in backends.items():
+            runners[key] = timed(key, lambda backend=backend, lq=clip.to(backend.dtype): backend.run(lq))
     seconds = time_interleaved(runners, repeats, warmup=1, log=log)
     rows = []
     for key, times in seconds.items():
         stats = best_and_median(times)
+        reference = outputs[key.split(' torch ')[0].split(' tensorrt ')[0] + ' torch fp32']
         rows.append({'variant': key, 'ms_per_frame': 1000 * stats['median'] / FRAMES,
                      'fps': FRAMES / stats['median'], 'best_ms_per_frame': 1000 * stats['best'] / FRAMES,
-                     'torch_max_memory_allocated_mib': peaks[key] / 2 ** 20})
-    try:
-        import tensorrt
-        rows.append({'variant': f'tensorrt {tensorrt.__version__}', 'note': 'present; engine timing is not part of '
-                     'this script yet (build with scripts/export.py --trt)'})
-    except ImportError:
-        rows.append({'variant': 'tensorrt', 'note': 'not present (the Python package tensorrt does not import)'})
+                     'torch_max_memory_allocated_mib': peaks[key] / 2 ** 20,
+                     'psnr_vs_torch_fp32_db': output_psnr(reference.cpu().numpy(), outputs[key].cpu().numpy()),
+                     **builds.pop(key, {})})
+    rows += [{'variant': key, 'note': f'not timed: {build["error"]}'} for key, build in builds.items()]
+    if trt_reason:
+        rows.append({'variant': 'tensorrt', 'note': f'not present: {trt_reason}'})
     return rows
 
 
@@ -131,49 +216,79 @@ def markdown(report: dict) -> str:
     lines = [f"# GPU acceptance: {report['machine']['cuda_device']}", '',
              f"BasicVSR 64 ch / 30 blocks, {FRAMES} frames of {LQ_SIZE[0]}x{LQ_SIZE[1]} LR, x{SCALE}; median of "
              f"{report['repeats']} interleaved rounds. Memory: torch.cuda.max_memory_allocated (torch's allocator, "
-             f"not the whole device).", '',
-             '| variant | ms/frame | FPS | torch max allocated MiB |', '|---|---|---|---|']
+             f"not the whole device: for TensorRT only the I/O tensors; the engine's own memory is its column). "
+             f"PSNR against the same network's torch FP32 output. TensorRT engines are strongly typed: `fp16` from "
+             f"the FP16 graph, `int8-trt` from the Q/DQ graph (calibrated on random clips) with float layers in "
+             f"FP32; profile tuned for {LQ_SIZE[0]}x{LQ_SIZE[1]}.", '',
+             '| variant | ms/frame | FPS | torch max allocated MiB | PSNR vs torch FP32 dB | TensorRT engine MiB | '
+             'engine build s |', '|---|---|---|---|---|---|---|']
     for row in report['rows']:
         if 'note' in row:
-            lines.append(f"| {row['variant']} | {row['note']} | | |")
-        else:
-            lines.append(f"| {row['variant']} | {row['ms_per_frame']:.1f} | {row['fps']:.2f} | "
-                         f"{row['torch_max_memory_allocated_mib']:.0f} |")
+            lines.append(f"| {row['variant']} | {row['note']} | | | | | |")
+            continue
+        engine = [f"{row[k]:.0f}" if k in row else '-' for k in ('engine_device_memory_mib', 'build_seconds')]
+        lines.append(f"| {row['variant']} | {row['ms_per_frame']:.1f} | {row['fps']:.2f} | "
+                     f"{row['torch_max_memory_allocated_mib']:.0f} | {row['psnr_vs_torch_fp32_db']:.2f} | "
+                     f"{engine[0]} | {engine[1]} |")
     return '\n'.join(lines) + '\n'
 
 
+def plot(report: dict, path: str) -> None:
+    """FPS of every timed row, one bar each."""
+    from matplotlib import pyplot as plt
+    rows = [row for row in report['rows'] if 'fps' in row]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
+    ax.barh([row['variant'] for row in rows], [row['fps'] for row in rows], color='tab:blue')
+    ax.invert_yaxis()
+    ax.set_xlabel(f'frames per second ({LQ_SIZE[1]}x{LQ_SIZE[0]} -> x{SCALE})')
+    ax.set_title(f"BasicVSR on {report['machine']['cuda_device']}")
+    fig.tight_layout()
+    write_figure(path, fig)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Returns 0 on success, EXIT_NO_GPU without a GPU, 1 when wheels are missing or the cuda tests fail."""
+    """Returns 0 on success, EXIT_NO_GPU without a GPU, 1 when wheels are missing, the cuda tests fail or a
+    TensorRT engine fails to build (the table is written, with the error in that row)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--wheels', help='folder of wheels/sdists prepared on an internet machine (docs/gpu.md)')
+    parser.add_argument('--wheels', help='folder of wheels prepared with --prepare-wheels, installed offline')
+    parser.add_argument('--prepare-wheels', metavar='FOLDER',
+                        help='on an internet machine with the same Python and torch: fill FOLDER, then stop')
     parser.add_argument('--output-dir', default='results/benchmarks', help='where gpu.json and gpu.md go')
     parser.add_argument('--repeats', type=int, default=3, help='timed interleaved rounds')
     parser.add_argument('--skip-tests', action='store_true', help='measure only (no pytest -m cuda run)')
     args = parser.parse_args(argv)
-    missing = missing_requirements()
-    if missing:
-        found, absent = wheels_for(missing, args.wheels or '')
+    if args.prepare_wheels:
+        prepare_wheels(args.prepare_wheels)
+        print(f'wheels for the GPU machine are in {args.prepare_wheels}; there: '
+              f'python scripts/gpu_acceptance.py --wheels {args.prepare_wheels}')
+        return 0
+    no_deps, with_deps = missing_requirements(NO_DEPS_REQUIREMENTS), missing_requirements(REQUIREMENTS)
+    if no_deps or with_deps:
+        _, absent = wheels_for(no_deps + with_deps, args.wheels or '')
         if absent:
-            print(f'missing and not in --wheels {args.wheels!r}: {absent}; prepare them as docs/gpu.md says',
-                  file=sys.stderr)
+            print(f'missing and not in --wheels {args.wheels!r}: {absent}; prepare the folder with '
+                  f'--prepare-wheels as docs/gpu.md says', file=sys.stderr)
             return 1
-        install_offline(list(found), args.wheels)
+        install_offline(no_deps, with_deps, args.wheels)
     reason = gpu_unavailable_reason()
     if reason:
         print(f'GPU acceptance not run: {reason}. Nothing was measured; no results written.', file=sys.stderr)
         return EXIT_NO_GPU
     started = time.perf_counter()
     if not args.skip_tests:
-        tests = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-m', 'cuda', 'tests/test_cuda.py'])
+        path = os.pathsep.join(p for p in (REPO, os.environ.get('PYTHONPATH')) if p)  # vsrcompress needs no install
+        tests = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-m', 'cuda', 'tests/test_cuda.py'], cwd=REPO,
+                               env={**os.environ, 'PYTHONPATH': path})
         if tests.returncode != 0:
             print('the cuda tests failed; nothing measured', file=sys.stderr)
             return 1
-    report = {'machine': machine_info(), 'repeats': args.repeats, 'rows': measure(args.repeats)}
-    report['seconds'] = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as folder:
+        rows = measure(args.repeats, folder)
+    report = {'machine': machine_info(), 'repeats': args.repeats, 'rows': rows,
+              'seconds': time.perf_counter() - started}
     os.makedirs(args.output_dir, exist_ok=True)
-    with open(os.path.join(args.output_dir, 'gpu.json'), 'w') as f:
-        json.dump(report, f, indent=2)
-    with open(os.path.join(args.output_dir, 'gpu.md'), 'w') as f:
-        f.write(markdown(report))
-    print(markdown(report))
-    return 0
+    write_benchmark_result(os.path.join(args.output_dir, 'gpu'), report, markdown(report), plot)
+    failed = [row['variant'] for row in rows if row.get('note', '').startswith('not timed')]
+    if failed:
+        print(f'TensorRT engines failed to build: {failed} (see the table)', file=sys.stderr)
+    return 1 if failed else 0

@@ -156,17 +156,22 @@ class TensorRTBackend(Backend):
             max_size = (max_h, max_w)
         super().__init__(spec.scale, spec.frames, spec.frames, fixed, max_size)
 
+    def run(self, lq: torch.Tensor) -> torch.Tensor:
+        """Enqueue the engine on the current CUDA stream: (1, T, 3, H, W) CUDA tensor in [0, 1] of ``self.dtype``
+        -> the SR tensor (valid once the stream has run)."""
+        sr = torch.empty((*lq.shape[:3], lq.shape[3] * self.scale, lq.shape[4] * self.scale), dtype=self.dtype,
+                         device='cuda')
+        self.context.set_input_shape(INPUT_NAME, tuple(lq.shape))
+        self.context.set_tensor_address(INPUT_NAME, lq.data_ptr())
+        self.context.set_tensor_address(self.output_name, sr.data_ptr())
+        if not self.context.execute_async_v3(torch.cuda.current_stream().cuda_stream):
+            raise RuntimeError('TensorRT failed to run the engine.')
+        return sr
+
     def infer(self, clip: np.ndarray) -> np.ndarray:
         with torch.cuda.stream(self.stream):
             lq = torch.from_numpy(clip).cuda(non_blocking=True).permute(0, 3, 1, 2).unsqueeze(0)
-            lq = lq.to(self.dtype).div_(255.0).contiguous()
-            t, h, w = clip.shape[:3]
-            sr = torch.empty((1, t, 3, h * self.scale, w * self.scale), dtype=self.dtype, device='cuda')
-            self.context.set_input_shape(INPUT_NAME, tuple(lq.shape))
-            self.context.set_tensor_address(INPUT_NAME, lq.data_ptr())
-            self.context.set_tensor_address(self.output_name, sr.data_ptr())
-            if not self.context.execute_async_v3(self.stream.cuda_stream):
-                raise RuntimeError('TensorRT failed to run the engine.')
+            sr = self.run(lq.to(self.dtype).div_(255.0).contiguous())
             out = sr.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)[0].permute(0, 2, 3, 1).cpu()
         self.stream.synchronize()
         return out.numpy()

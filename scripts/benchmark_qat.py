@@ -18,7 +18,7 @@ from vsrcompress.bench import qat
 from vsrcompress.bench.inputs import add_input_arguments, inputs_from_args
 from vsrcompress.bench.qat import QatConfig
 from vsrcompress.bench.script import command_line, run_benchmark
-from vsrcompress.quantization import CALIBRATORS, SKIP_PARTS
+from vsrcompress.quantization import CALIBRATORS, QUANTIZATION_PARTS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
                         'train split for calibration and QAT, val split for PSNR')
     parser.add_argument('--calibrators', nargs='+', choices=CALIBRATORS, default=list(d.calibrators),
                         help='PTQ calibrators to compare (default: all); QAT starts from the best of them')
-    parser.add_argument('--skip-parts', nargs='*', choices=sorted(SKIP_PARTS), default=list(d.skip_parts),
+    parser.add_argument('--skip-parts', nargs='*', choices=sorted(QUANTIZATION_PARTS), default=list(d.skip_parts),
                         help='parts kept float (default: spynet, as the demo recipe); give none to quantize all')
     parser.add_argument('--calib-windows', type=int, default=d.calib_windows, help='calibration windows')
     parser.add_argument('--frames', type=int, default=d.frames,

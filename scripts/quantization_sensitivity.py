@@ -17,7 +17,7 @@ from vsrcompress.bench import quantization_sensitivity
 from vsrcompress.bench.inputs import add_input_arguments, inputs_from_args
 from vsrcompress.bench.quantization_sensitivity import UNITS, SensitivityConfig
 from vsrcompress.bench.script import command_line, run_benchmark
-from vsrcompress.quantization import CALIBRATORS, SKIP_PARTS, QuantConfig
+from vsrcompress.quantization import CALIBRATORS, QUANTIZATION_PARTS, QuantConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f'PSNR loss vs float the suggested skip list must stay within (default {d.budget_db})')
     parser.add_argument('--num-bits', type=int, default=8, help='quantization bits (default 8)')
     parser.add_argument('--calibrator', choices=CALIBRATORS, default='max', help='range calibrator (default max)')
-    parser.add_argument('--skip-parts', nargs='*', choices=sorted(SKIP_PARTS), default=[],
+    parser.add_argument('--skip-parts', nargs='*', choices=sorted(QUANTIZATION_PARTS), default=[],
                         help='parts kept float throughout (default: none, every layer is measured)')
     parser.add_argument('--calib-windows', type=int, default=d.calib_windows,
                         help=f'calibration windows (default {d.calib_windows})')

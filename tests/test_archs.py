@@ -8,7 +8,7 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGIST
 
 import vsrcompress  # noqa: F401
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet, SpyNetFlow
-from vsrcompress.checkpoint import build_network_from_checkpoint, save_atomic
+from vsrcompress.checkpoint import load_network, save_atomic
 
 
 def test_import_registers_our_names_next_to_basicsr_ones():
@@ -26,7 +26,7 @@ def test_official_checkpoint_loads_strictly_with_identical_output(tmp_path, ours
     ref = ref_cls(num_feat=16, num_block=2).eval()
     path = tmp_path / 'official.pth'
     torch.save({'params': ref.state_dict()}, path)  # the official files' layout
-    ours = build_network_from_checkpoint(str(path), {'type': ours_cls.__name__, 'num_feat': 16, 'num_block': 2})
+    ours = load_network(str(path), {'type': ours_cls.__name__, 'num_feat': 16, 'num_block': 2}).net
     x = torch.rand(1, frames, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(ours.eval()(x), ref(x), atol=1e-6, rtol=0)
@@ -131,13 +131,13 @@ def test_pruned_checkpoint_rebuilds_from_its_own_width_spec(tmp_path):
     save_atomic(network_checkpoint(net, {'type': 'IconVSRNet', 'num_feat': 8, 'num_block': 1}), tmp_path / 'p.pth')
     ckpt = torch.load(tmp_path / 'p.pth', weights_only=True)
     assert ckpt['widths']['forward'] == 6 and ckpt['arch']['type'] == 'IconVSRNet'
-    rebuilt = build_network_from_checkpoint(str(tmp_path / 'p.pth'))
+    rebuilt = load_network(str(tmp_path / 'p.pth')).net
     assert rebuilt.width_spec() == net.width_spec()
 
 
 def test_load_network_says_what_the_file_holds(tmp_path):
     """One loader: a pruned vsrcompress file and an official dense one, each described (kind, arch, widths)."""
-    from vsrcompress.checkpoint import load_network, network_checkpoint
+    from vsrcompress.checkpoint import network_checkpoint
     pruned = IconVSRNet(num_feat=8, num_block=1, widths={'backward': 4, 'forward': 6, 'hr': 8, 'upsample': [4, 8]})
     save_atomic(network_checkpoint(pruned, {'type': 'IconVSRNet', 'num_feat': 8, 'num_block': 1}), tmp_path / 'p.pth')
     loaded = load_network(str(tmp_path / 'p.pth'))
@@ -176,7 +176,7 @@ def test_checkpoint_that_does_not_match_the_arch_lists_the_mismatch(tmp_path):
     net = BasicVSRNet(num_feat=16, num_block=2)
     torch.save({'params': net.state_dict()}, tmp_path / 'w.pth')
     with pytest.raises(ValueError) as err:
-        build_network_from_checkpoint(str(tmp_path / 'w.pth'), {'type': 'BasicVSRNet', 'num_feat': 8, 'num_block': 1})
+        load_network(str(tmp_path / 'w.pth'), {'type': 'BasicVSRNet', 'num_feat': 8, 'num_block': 1}).net
     text = str(err.value)
     assert 'w.pth does not match BasicVSRNet' in text
     assert 'unexpected keys' in text and 'backward_trunk.main.2.1.conv1.weight' in text
@@ -189,4 +189,4 @@ def test_truncated_checkpoint_is_reported_with_its_path(tmp_path):
     save_atomic({'params': BasicVSRNet(8, 1).state_dict()}, path)
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(ValueError, match='broken.pth is not a loadable plain-data checkpoint'):
-        build_network_from_checkpoint(str(path), {'type': 'BasicVSRNet', 'num_feat': 8, 'num_block': 1})
+        load_network(str(path), {'type': 'BasicVSRNet', 'num_feat': 8, 'num_block': 1}).net

@@ -7,7 +7,7 @@ import torch
 
 from conftest import script_main
 from vsrcompress.bench.pruning_speed import PruningSpeedConfig, ratio_target, run
-from vsrcompress.checkpoint import build_network_from_checkpoint
+from vsrcompress.checkpoint import load_network
 
 TINY = ['--num-feat', '32', '--num-block', '1', '--lq-size', '64', '64', '--mac-size', '64', '64', '--frames', '5',
         '--repeats', '1', '--warmup', '0', '--threads', '1', '--formats', 'contiguous', '--no-memory']
@@ -34,7 +34,7 @@ def test_every_variant_is_timed_counted_and_saved(tmp_path):
         for label, slug in (('dense', 'dense'), ('ratio 0.5 edvr 0.75', 'ratio0.5edvr0.75'), ('MACs <= 0.2', 'mac0.2')):
             path = tmp_path / 'ckpt' / f'{arch}_{slug}.pth'
             assert torch.load(path, weights_only=True)['widths'] == rows[label]['widths']
-            net = build_network_from_checkpoint(str(path))
+            net = load_network(str(path)).net
             assert sum(p.numel() for p in net.parameters()) == rows[label]['params']
     icon = {r['variant']: r['widths'] for r in results['iconvsr']['rows']}
     assert icon['ratio 0.5']['edvr'] == 16 and icon['ratio 0.5 edvr 0.75']['edvr'] == 8

@@ -16,9 +16,9 @@ from vsrcompress.models.recurrent_vsr_model import OPTIMIZERS
 from vsrcompress.option_checks import PRUNING_MODEL_KEYS, QAT_MODEL_KEYS
 from vsrcompress.pruning.config import ALLOWED_KEYS as PRUNING_KEYS
 from vsrcompress.pruning.config import RANKINGS, PruningConfig
-from vsrcompress.pruning.coupling import PARTS
+from vsrcompress.network_parts import PRUNING_PARTS
 from vsrcompress.pruning.importance import CRITERIA
-from vsrcompress.quantization.config import CALIBRATORS, SKIP_PARTS, QuantConfig
+from vsrcompress.quantization.config import CALIBRATORS, QUANTIZATION_PARTS, QuantConfig
 from vsrcompress.recipe.plan import _STAGE_KEYS, EXPORT_DEFAULTS, MODEL_TYPES, REPORT_DEFAULTS, STAGES
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -156,13 +156,14 @@ def test_pruning_keys_and_values_are_documented():
     # every config field is a YAML key (``ratios`` is read from ``ratio``)
     fields = {f.replace('ratios', 'ratio') for f in PruningConfig.__dataclass_fields__}
     assert fields <= set(PRUNING_KEYS)
-    assert not undocumented('pruning', set(PRUNING_KEYS) | model_keys | set(CRITERIA) | set(RANKINGS) | set(PARTS))
+    assert not undocumented('pruning',
+                            set(PRUNING_KEYS) | model_keys | set(CRITERIA) | set(RANKINGS) | set(PRUNING_PARTS))
 
 
 def test_quantization_keys_and_values_are_documented():
     model_keys = set(QAT_MODEL_KEYS)  # what option_checks.parse_quantization_section reads beside the engine's keys
     assert 'ptq_val_clips' in model_keys
-    names = set(QuantConfig.__dataclass_fields__) | model_keys | set(CALIBRATORS) | set(SKIP_PARTS)
+    names = set(QuantConfig.__dataclass_fields__) | model_keys | set(CALIBRATORS) | set(QUANTIZATION_PARTS)
     assert not undocumented('quantization', names)
 
 

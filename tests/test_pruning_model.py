@@ -7,7 +7,7 @@ from basicsr.models import build_model
 from conftest import as_parsed, read_train_log, torchrun, run_entry, tiny_train_options
 
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet
-from vsrcompress.checkpoint import build_network_from_checkpoint, network_checkpoint, save_atomic
+from vsrcompress.checkpoint import load_network, network_checkpoint, save_atomic
 from vsrcompress.footage.demo import make_demo_footage
 
 ARCH = {'type': 'BasicVSRNet', 'num_feat': 16, 'num_block': 1}
@@ -54,7 +54,7 @@ def test_stepwise_pruning_with_distillation_then_resume_keeps_pruned_shapes(tiny
     assert final['widths']['backward'] == 8 and final['widths']['backward_blocks'] == [8]
     assert report['params_after'] < report['params_before'] and report['mac_fraction'] < 1
 
-    net = build_network_from_checkpoint(str(exp / 'models' / 'net_g_4.pth'))
+    net = load_network(str(exp / 'models' / 'net_g_4.pth')).net
     assert net.width_spec() == final['widths']
     assert sum(p.numel() for p in net.parameters()) == report['params_after']
 
@@ -109,7 +109,7 @@ def test_iconvsr_with_edvr_is_pruned_fine_tuned_and_rebuilt(tmp_path):
     final = torch.load(tmp_path / 'experiments' / 'prune_iconvsr' / 'models' / 'net_g_2.pth', weights_only=True)
     assert final['widths']['edvr'] == 8 and final['widths']['backward'] == 4
     assert final['pruning']['removed_fraction'] == {'edvr': 0.5, 'trunk': 0.5}
-    net = build_network_from_checkpoint(str(tmp_path / 'experiments' / 'prune_iconvsr' / 'models' / 'net_g_2.pth'))
+    net = load_network(str(tmp_path / 'experiments' / 'prune_iconvsr' / 'models' / 'net_g_2.pth')).net
     assert net.width_spec() == final['widths'] and net.edvr.pcd_align.cas_dcnpack.weight.shape == (8, 8, 3, 3)
     with torch.no_grad():
         assert net(torch.rand(1, 5, 3, 64, 64)).shape == (1, 5, 3, 256, 256)

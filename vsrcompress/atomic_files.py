@@ -33,17 +33,16 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(folder: str, kind: str) -> list[str]:
-    """Remove temporaries of ``kind`` in ``folder`` whose owning process (on this host) no longer runs; return them.
+def remove_stale_temporaries(folder: str, kind: str) -> None:
+    """Remove temporaries of ``kind`` in ``folder`` whose owning process (on this host) no longer runs.
 
     A process id reused by an unrelated process keeps its temporaries until that one ends too (never too early).
     """
     pattern = re.compile(re.escape(kind) + re.escape(_HOST) + r'-(\d+)\.')
-    removed = []
     try:
         entries = os.listdir(folder)
     except OSError:
-        return removed
+        return
     for entry in entries:
         match = pattern.match(entry)
         if match is None or int(match.group(1)) == os.getpid() or _process_alive(int(match.group(1))):
@@ -54,10 +53,8 @@ def remove_stale_temporaries(folder: str, kind: str) -> list[str]:
                 shutil.rmtree(path)
             else:
                 os.remove(path)
-            removed.append(path)
         except FileNotFoundError:  # another rerun removed it first
             continue
-    return removed
 
 
 def make_temporary(folder: str, kind: str = '.tmp_', suffix: str = '', directory: bool = False) -> str:

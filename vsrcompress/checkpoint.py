@@ -113,12 +113,15 @@ class LoadedNetwork:
     export needs). ``arch`` is the network_g options it was built from, ``widths`` its width spec (or None).
     """
     net: nn.Module
-    int8: bool
+    kind: str = 'dense'
     conv_output_range: dict[str, torch.Tensor] | None = None
     quant_config: dict | None = None
-    kind: str = 'dense'
     arch: dict = field(default_factory=dict)
     widths: dict | None = None
+
+    @property
+    def int8(self) -> bool:
+        return self.kind == 'int8'
 
 
 def load_network(path: str, network_opt: Mapping | None = None, param_key: str = 'params') -> LoadedNetwork:
@@ -152,14 +155,14 @@ def load_network(path: str, network_opt: Mapping | None = None, param_key: str =
             opt['widths'] = widths
         net = build_network(opt)
         load_state_strict(net, select_params(ckpt, path, param_key), path)
-        return LoadedNetwork(net, int8=False, kind='pruned' if ckpt.get('widths') else 'dense', arch=opt,
+        return LoadedNetwork(net, kind='pruned' if ckpt.get('widths') else 'dense', arch=opt,
                              widths=widths or None)
     if widths:
         opt['widths'] = widths = _spynet_widths_from_weights(widths, ckpt)
     net = build_network(opt)
     load_int8_checkpoint(net, ckpt, 'checkpoint')
     ranges = ckpt.get(OUTPUT_RANGE_KEY)
-    return LoadedNetwork(net.eval(), int8=True, conv_output_range=dict(ranges) if ranges else None,
+    return LoadedNetwork(net.eval(), conv_output_range=dict(ranges) if ranges else None,
                          quant_config=dict(ckpt['quantization']['config']), kind='int8', arch=opt,
                          widths=widths or None)
 
@@ -183,9 +186,3 @@ def _spynet_widths_from_weights(widths: dict, ckpt: Mapping) -> dict:
         raise ValueError(f'checkpoint: its SpyNet widths are empty and weight {err} is missing; cannot rebuild '
                          'the network.') from err
     return {**widths, 'spynet': spynet}
-
-
-def build_network_from_checkpoint(path: str, network_opt: Mapping | None = None, param_key: str = 'params'
-                                  ) -> nn.Module:
-    """The network of :func:`load_network` alone (kept for existing callers)."""
-    return load_network(path, network_opt, param_key).net

@@ -32,49 +32,45 @@ def _own_group_dying_with(parent: int) -> None:
         os._exit(1)
 
 
-def _copy_lines(stream, log_path: str, on_line: Callable[[str], None] | None) -> None:
+INTERRUPT_TIMEOUT_S = 60  # what a stage gets to stop after a forwarded Ctrl-C before it is killed
+
+
+def _copy_lines(stream, log_path: str, on_line: Callable[[str], None]) -> None:
     """Every line of the child's console into ``log_path``, and to ``on_line``; runs until the child closes it."""
     with open(log_path, 'a', encoding='utf-8', errors='replace') as log:
         for line in stream:
             log.write(line)
             log.flush()
-            if on_line is not None:
-                on_line(line.rstrip('\n'))
+            on_line(line.rstrip('\n'))
 
 
-def run_child(cmd: Sequence[str], interrupt_timeout: float = 60, console_log: str | None = None,
-              on_line: Callable[[str], None] | None = None) -> int:
+def run_child(cmd: Sequence[str], console_log: str, on_line: Callable[[str], None]) -> int:
     """Run ``cmd`` to its end and return its exit code; the child never outlives this process.
 
     Args:
         cmd: The command line.
-        interrupt_timeout: Seconds the child gets to stop after a forwarded Ctrl-C before it is killed.
-        console_log: Append the child's stdout and stderr to this file instead of this process's console (a
-            reader thread keeps draining it, also while the child stops after Ctrl-C).
-        on_line: With ``console_log``: called with every line, e.g. to print a short progress view.
+        console_log: Append the child's stdout and stderr to this file (a reader thread keeps draining it, also
+            while the child stops after Ctrl-C).
+        on_line: Called with every line, e.g. to print a short progress view.
 
     Raises:
         KeyboardInterrupt: After Ctrl-C, once the child has stopped.
     """
     parent = os.getpid()
-    pipe = {'stdout': subprocess.PIPE, 'stderr': subprocess.STDOUT, 'text': True, 'errors': 'replace'}
-    proc = subprocess.Popen(list(cmd), preexec_fn=lambda: _own_group_dying_with(parent),
-                            **(pipe if console_log else {}))
-    reader = None
-    if console_log:
-        reader = threading.Thread(target=_copy_lines, args=(proc.stdout, console_log, on_line), daemon=True)
-        reader.start()
+    proc = subprocess.Popen(list(cmd), preexec_fn=lambda: _own_group_dying_with(parent), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, errors='replace')
+    reader = threading.Thread(target=_copy_lines, args=(proc.stdout, console_log, on_line), daemon=True)
+    reader.start()
     try:
         return proc.wait()
     except BaseException:  # Ctrl-C (or any error here): stop the child first, then report
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             try:
-                proc.wait(timeout=interrupt_timeout)
+                proc.wait(timeout=INTERRUPT_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
         raise
     finally:
-        if reader is not None:
-            reader.join(timeout=10)
+        reader.join(timeout=10)

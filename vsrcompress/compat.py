@@ -36,6 +36,14 @@ def _alias_functional_tensor() -> None:
     sys.modules[name] = alias
 
 
+def _option_file_args(argv: list[str] | None) -> argparse.Namespace:
+    """``-opt`` and ``--force_yml`` of a train.py/test.py command line (default: this process's), the rest ignored."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('-opt')
+    parser.add_argument('--force_yml', nargs='+', default=[])
+    return parser.parse_known_args(sys.argv[1:] if argv is None else argv)[0]
+
+
 def requested_num_gpu(argv: list[str] | None = None) -> int | str:
     """``num_gpu`` of the run started with ``argv`` (default: this process's command line), before parse_options.
 
@@ -43,10 +51,7 @@ def requested_num_gpu(argv: list[str] | None = None) -> int | str:
     ``--force_yml`` only afterwards), so ``init_dist`` reads ``num_gpu`` from the same command line: the ``-opt``
     file and any ``--force_yml num_gpu=...``. Without an option file (another caller) it is ``'auto'``.
     """
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument('-opt')
-    parser.add_argument('--force_yml', nargs='+', default=[])
-    args, _ = parser.parse_known_args(argv)
+    args = _option_file_args(argv)
     num_gpu = 'auto'
     if args.opt and osp.isfile(args.opt):
         with open(args.opt) as f:
@@ -225,9 +230,7 @@ def run_pipeline(pipeline: Callable[[str], object], root_path: str, argv: list[s
     experiment/results folders it archived, so a typo never moves a finished run away.
     """
     from vsrcompress.option_checks import OptionError, option_file_error
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument('-opt')
-    opt_path = parser.parse_known_args(sys.argv[1:] if argv is None else argv)[0].opt
+    opt_path = _option_file_args(argv).opt
     if opt_path is not None and not osp.isfile(opt_path):
         print(f'error: -opt {opt_path}: no such option file.', file=sys.stderr)
         return 2

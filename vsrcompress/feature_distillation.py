@@ -21,6 +21,8 @@ FEATURE_DISTILL_KEYS = ('layers', 'mode', 'loss_weight')
 
 def parse_feature_distill(section: Mapping, option_key: str = 'train.feature_distill_opt') -> dict:
     """Validated ``{layers, mode, loss_weight}`` (defaults: mode attention, loss_weight 1)."""
+    if not isinstance(section, Mapping):
+        raise ValueError(f'{option_key}: expected a mapping, got {section!r}')
     unknown = sorted(set(section) - set(FEATURE_DISTILL_KEYS))
     if unknown:
         raise ValueError(f'{option_key}: unknown keys {unknown}; allowed: {list(FEATURE_DISTILL_KEYS)}')

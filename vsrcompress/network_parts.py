@@ -13,7 +13,6 @@ first conv of each propagation trunk (pruning's ``trunk`` part, whose width it s
 
 # pruning.parts: groups of coupled channels (vsrcompress/pruning/coupling.py states them by module name)
 PRUNING_PARTS = ('trunk', 'blocks', 'tail', 'spynet', 'edvr')
-SINGLE_WIDTH_PARTS = ('edvr',)  # its groups keep one common width (ranked uniformly)
 
 # quantization.skip_parts: full-match regexes on module names
 QUANTIZATION_PARTS = {

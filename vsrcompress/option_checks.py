@@ -81,8 +81,8 @@ def parse_pruning_section(section: Mapping | None) -> tuple:
     if not isinstance(section, Mapping):
         raise OptionError(f'pruning: expected a mapping of options, got {section!r}')
     section = dict(section)
-    step_interval = section.pop('step_interval', 0)
-    _check_int('pruning.step_interval', step_interval, 0)
+    step_interval = section.pop(PRUNING_MODEL_KEYS[0], 0)
+    check_int('pruning.step_interval', step_interval, 0)
     return parse_pruning_config(section), step_interval
 
 
@@ -92,23 +92,23 @@ def parse_quantization_section(section: Mapping | None) -> tuple:
         raise OptionError(f'quantization: expected a mapping of options, got {section!r}')
     section = dict(section or {})
     ptq_val_clips = section.get('ptq_val_clips', 2)
-    _check_int('quantization.ptq_val_clips', ptq_val_clips, 0)
+    check_int('quantization.ptq_val_clips', ptq_val_clips, 0)
     return QuantConfig.from_dict(section, ignore=QAT_MODEL_KEYS), ptq_val_clips
 
 
 def _check_train(train: object) -> None:
     if not isinstance(train, Mapping):
         raise OptionError(f'train: expected a mapping with at least total_iter, optim_g and scheduler, got {train!r}')
-    _check_keys('train', train, TRAIN_KEYS)
+    check_keys('train', train, TRAIN_KEYS)
     if 'total_iter' not in train:
         raise OptionError('train.total_iter: missing; the number of training iterations (an integer >= 1)')
     total = train['total_iter']
     if isinstance(total, float) and total.is_integer():  # 3.0e+5 is a float in YAML; basicsr takes int() of it
         total = int(total)
-    _check_int('train.total_iter', total, 1)
-    _check_int('train.warmup_iter', train.get('warmup_iter', -1), -1)
+    check_int('train.total_iter', total, 1)
+    check_int('train.warmup_iter', train.get('warmup_iter', -1), -1)
     if train.get('fix_flow') is not None:
-        _check_int('train.fix_flow', train['fix_flow'], 0, 'or ~ (never frozen)')
+        check_int('train.fix_flow', train['fix_flow'], 0, 'or ~ (never frozen)')
     _check_number('train.flow_lr_mul', train.get('flow_lr_mul', 1), '> 0', lambda v: v > 0)
     _check_number('train.ema_decay', train.get('ema_decay', 0), 'in [0, 1)', lambda v: 0 <= v < 1)
     for key in ('optim_g', 'scheduler', 'pixel_opt', 'perceptual_opt', 'distill_opt'):
@@ -116,8 +116,6 @@ def _check_train(train: object) -> None:
         if value is not None and not (isinstance(value, Mapping) and isinstance(value.get('type'), str)):
             raise OptionError(f'train.{key}: expected a mapping with a `type` (and its arguments), got {value!r}')
     if train.get('feature_distill_opt') is not None:
-        if not isinstance(train['feature_distill_opt'], Mapping):
-            raise OptionError(f'train.feature_distill_opt: expected a mapping, got {train["feature_distill_opt"]!r}')
         parse_feature_distill(train['feature_distill_opt'])
 
 
@@ -128,10 +126,10 @@ def _check_network(opt: Mapping, key: str, check_files: bool) -> None:
     from vsrcompress.archs import basicvsr_net_arch
     arch = getattr(basicvsr_net_arch, net['type'])
     allowed = [name for name in inspect.signature(arch.__init__).parameters if name != 'self']
-    _check_keys(key, net, ['type', *allowed])
+    check_keys(key, net, ['type', *allowed])
     for name in ('num_feat', 'num_block'):
         if name in net:
-            _check_int(f'{key}.{name}', net[name], 1)
+            check_int(f'{key}.{name}', net[name], 1)
     if check_files:
         for name in ('spynet_path', 'edvr_path'):
             _check_exists(f'{key}.{name}', net.get(name), 'a weights file')
@@ -145,20 +143,22 @@ def _check_datasets(opt: Mapping, check_files: bool) -> None:
         if not isinstance(dataset, Mapping):
             raise OptionError(f'datasets.{phase}: expected a mapping of dataset options, got {dataset!r}')
         if dataset.get('type') in OUR_DATASETS:
-            _check_keys(f'datasets.{phase}', dataset, FOOTAGE_DATASET_KEYS + LOADER_KEYS)
+            check_keys(f'datasets.{phase}', dataset, FOOTAGE_DATASET_KEYS + LOADER_KEYS)
         if check_files:
             for key in ('dataroot_gt', 'dataroot_lq', 'meta_info_file'):
                 _check_exists(f'datasets.{phase}.{key}', dataset.get(key),
                               'a file' if key == 'meta_info_file' else 'a folder or .lmdb')
 
 
-def _check_keys(section: str, options: Mapping, allowed) -> None:
+def check_keys(section: str, options: Mapping, allowed) -> None:
+    """Raise OptionError naming the unknown keys of ``section`` and the allowed ones."""
     unknown = sorted(str(k) for k in set(options) - set(allowed))
     if unknown:
         raise OptionError(f'{section}: unknown key(s) {unknown}; allowed: {sorted(allowed)}')
 
 
-def _check_int(key: str, value: object, low: int, also: str = '') -> None:
+def check_int(key: str, value: object, low: int, also: str = '') -> None:
+    """Raise OptionError unless ``value`` is an integer (not a bool) >= ``low``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise OptionError(f'{key}: expected an integer >= {low}{" " + also if also else ""}, got {value!r}')
 

@@ -25,13 +25,14 @@ import torch
 
 from vsrcompress.bench.machine import load_average, machine_info
 from vsrcompress.bench.timing import time_interleaved
-from vsrcompress.export import DYNAMIC_TRACE_SIZE, export_onnx, output_psnr, read_footage_windows
+from vsrcompress.export import DYNAMIC_TRACE_SIZE, export_onnx, read_footage_windows
 from vsrcompress.export.openvino_export import export_openvino
 from vsrcompress.export.openvino_runtime import (bf16_supported, compile_openvino, runtime_kernel_summary,
                                                  time_by_layer_type)
 from vsrcompress.inference.multi_stream import run_many_video_sr
 from vsrcompress.inference.openvino_backend import OpenVINOBackend
 from vsrcompress.inference.pipeline import run_video_sr
+from vsrcompress.metrics import unit_range_psnr
 from vsrcompress.pruning import prune_network
 from vsrcompress.quantization import calibrate, quantize_network
 from vsrcompress.quantization.output_ranges import calibrate_output_ranges
@@ -196,7 +197,7 @@ def _measure_arch(arch: str, config: CpuBackendsConfig, calib: list[torch.Tensor
                      'macs_per_frame': counts['pruned' if variant != 'dense' else 'dense']['macs_per_frame'],
                      'window_seconds': times, 'ms_per_frame_median': 1000 * float(np.median(times)) / config.frames,
                      'ms_per_frame_best': 1000 * min(times) / config.frames,
-                     'psnr_vs_reference_db': output_psnr(outputs[reference[name]], outputs[name]),
+                     'psnr_vs_reference_db': unit_range_psnr(outputs[reference[name]], outputs[name]),
                      'reference': reference[name], 'openvino_kernels': kernels.get(name),
                      'openvino_time_by_layer_type': layers.get(name)})
     ref = next(r for r in rows if r['name'] == REFERENCE)

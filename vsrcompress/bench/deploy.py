@@ -37,10 +37,10 @@ from vsrcompress.checkpoint import load_network
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
 from vsrcompress.bench.machine import load_average, machine_info
 from vsrcompress.bench.timing import time_interleaved
-from vsrcompress.export import (export_onnx, integer_kernel_summary, ort_optimized_ops,
-                                output_psnr, qdq_coverage, quantizers_bypassed, read_footage_windows,
-                                read_int8_placement)
+from vsrcompress.export import (export_onnx, integer_kernel_summary, ort_optimized_ops, qdq_coverage,
+                                quantizers_bypassed, read_footage_windows, read_int8_placement)
 from vsrcompress.inference import OnnxRuntimeBackend, TorchBackend, run_video_sr
+from vsrcompress.metrics import unit_range_psnr
 from vsrcompress.quantization import QuantConfig, calibrate, quantize_network
 from vsrcompress.quantization.output_ranges import calibrate_output_ranges
 
@@ -212,7 +212,7 @@ def _sweep(net: torch.nn.Module, sequence: torch.Tensor, work: str, config: Depl
                 report = _stream(backend, frames_dir, out_dir, interval, overlap)
                 got = _read_frames(out_dir)
                 rows.append({'interval': interval, 'overlap': overlap, 'window_frames': interval + 2 * overlap,
-                             'psnr_vs_full_db': output_psnr(full / 255.0, got / 255.0),
+                             'psnr_vs_full_db': unit_range_psnr(full / 255.0, got / 255.0),
                              'chunk_p50_ms': report['chunk_latency']['p50_ms'],
                              'model_ms_per_output_frame': report['model_ms_per_output_frame'],
                              'end_to_end_p50_ms': report['end_to_end_latency']['p50_ms'],
@@ -344,9 +344,9 @@ def _latency_rows(seconds: dict[str, list[float]], outputs: dict, window_frames:
                          'ms_per_frame_all': per_frame,
                          'speedup_vs_ort_fp32': ort_fp32 / statistics.median(seconds[name]),
                          'speedup_vs_ort_fp32_best': ort_fp32_best / min(seconds[name]),
-                         'psnr_vs_torch_fp32_db': output_psnr(reference, outputs[name])}
+                         'psnr_vs_torch_fp32_db': unit_range_psnr(reference, outputs[name])}
         if gt is not None:
-            latency[name]['psnr_vs_gt_db'] = output_psnr(gt, np.clip(outputs[name], 0, 1))
+            latency[name]['psnr_vs_gt_db'] = unit_range_psnr(gt, np.clip(outputs[name], 0, 1))
         log(f"  {name:22s} {latency[name]['ms_per_frame_median']:8.0f} ms/frame  "
             f"{latency[name]['speedup_vs_ort_fp32']:.2f}x vs ORT FP32 (best rounds "
             f"{latency[name]['speedup_vs_ort_fp32_best']:.2f}x)  PSNR vs torch FP32 "

@@ -164,7 +164,8 @@ def measure(repeats: int, folder: str, log: Callable[[str], None] = print) -> li
     (network, engine, precision), timed interleaved; TensorRT FP16/INT8 rows where TensorRT is usable.
 
     Imports the project's engines here, not at the top: they need the wheels ``main`` installs first."""
-    from vsrcompress.export import output_psnr, tensorrt_unavailable_reason
+    from vsrcompress.export import tensorrt_unavailable_reason
+    from vsrcompress.metrics import unit_range_psnr
     clip = torch.rand(1, FRAMES, 3, *LQ_SIZE, device='cuda')
     nets = {name: net.cuda() for name, net in _variants().items()}
     runners, peaks, outputs = {}, {}, {}
@@ -203,7 +204,7 @@ def measure(repeats: int, folder: str, log: Callable[[str], None] = print) -> li
         rows.append({'variant': key, 'ms_per_frame': 1000 * stats['median'] / FRAMES,
                      'fps': FRAMES / stats['median'], 'best_ms_per_frame': 1000 * stats['best'] / FRAMES,
                      'torch_max_memory_allocated_mib': peaks[key] / 2 ** 20,
-                     'psnr_vs_torch_fp32_db': output_psnr(reference.cpu().numpy(), outputs[key].cpu().numpy()),
+                     'psnr_vs_torch_fp32_db': unit_range_psnr(reference.cpu().numpy(), outputs[key].cpu().numpy()),
                      **builds.pop(key, {})})
     rows += [{'variant': key, 'note': f'not timed: {build["error"]}'} for key, build in builds.items()]
     if trt_reason:

@@ -39,7 +39,8 @@ from vsrcompress.export import footage_options, footage_test_dataset
 from vsrcompress.feature_distillation import feature_distill_loss, recorded_outputs
 from vsrcompress.metrics import BicubicUpsampler, clip_summary
 from vsrcompress.network_parts import FLOW_PARTS, HIDDEN_STATE_LAYERS
-from vsrcompress.pruning import CRITERIA, PARTS, PruningConfig, count_complexity, parse_pruning_config, prune_network
+from vsrcompress.pruning import (CRITERIA, PRUNING_PARTS, PruningConfig, count_complexity, parse_pruning_config,
+                                 prune_network)
 from vsrcompress.pruning.complexity import clip_lengths
 
 KD_TARGET_DB = 0.3
@@ -106,7 +107,7 @@ def _charbonnier() -> nn.Module:
 def pruning_config(config: PruningQualityConfig) -> PruningConfig:
     """The demo recipe's prune stage with this run's ratio, criterion and reference size (errors name the key)."""
     return parse_pruning_config({'criterion': config.criterion, 'ratio': config.ratio,
-                                 'parts': list(PARTS),
+                                 'parts': list(PRUNING_PARTS),
                                  'reference_size': list(config.reference_size), 'round_to': 4, 'min_width': 4,
                                  'steps': 1})
 

@@ -22,7 +22,7 @@ from vsrcompress.bench.machine import cpu_model, load_average, machine_info
 from vsrcompress.bench.peak_memory import forward_peak, peak_memory_unavailable, run_in_children
 from vsrcompress.bench.timing import time_interleaved
 from vsrcompress.checkpoint import network_checkpoint, save_atomic
-from vsrcompress.pruning import PARTS, count_complexity, prune_network
+from vsrcompress.pruning import PRUNING_PARTS, count_complexity, prune_network
 
 ARCHS = {'basicvsr': BasicVSRNet, 'iconvsr': IconVSRNet}
 FORMATS = {'contiguous': torch.contiguous_format, 'channels_last': torch.channels_last}
@@ -74,12 +74,12 @@ def ratio_target(text: str) -> tuple[str, dict]:
     """``'0.5'`` or ``'0.5,edvr=0.75'`` -> (label, per-part ratios), every ratio in (0, 1); ValueError otherwise."""
     try:
         first, *overrides = text.split(',')
-        ratios = {part: float(first) for part in PARTS}
+        ratios = {part: float(first) for part in PRUNING_PARTS}
         ratios.update({part: float(value) for part, value in (item.split('=') for item in overrides)})
     except ValueError:
-        raise ValueError(f'{text!r}: expected R or R,PART=R,... (parts: {list(PARTS)})') from None
-    if set(ratios) - set(PARTS) or not all(0 < r < 1 for r in ratios.values()):
-        raise ValueError(f'{text!r}: ratios must be in (0, 1), parts in {list(PARTS)}')
+        raise ValueError(f'{text!r}: expected R or R,PART=R,... (parts: {list(PRUNING_PARTS)})') from None
+    if set(ratios) - set(PRUNING_PARTS) or not all(0 < r < 1 for r in ratios.values()):
+        raise ValueError(f'{text!r}: ratios must be in (0, 1), parts in {list(PRUNING_PARTS)}')
     return ' '.join(['ratio', first, *overrides]).replace('=', ' '), ratios
 
 

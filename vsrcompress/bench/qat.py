@@ -38,7 +38,7 @@ from vsrcompress.bench.timing import time_interleaved
 from vsrcompress.checkpoint import arch_options, load_checkpoint, network_checkpoint, save_atomic
 from vsrcompress.export import MIN_SIZE, footage_test_dataset, read_footage_windows
 from vsrcompress.metrics import clip_summary
-from vsrcompress.quantization import (CALIBRATORS, OUTPUT_RANGE_KEY, SKIP_PARTS, QuantConfig, calibrate,
+from vsrcompress.quantization import (CALIBRATORS, OUTPUT_RANGE_KEY, QUANTIZATION_PARTS, QuantConfig, calibrate,
                                       calibrate_output_ranges, export_int8_checkpoint, quantize_network)
 
 PSNR_TARGET_DB, SIZE_TARGET, STEP_TARGET = 0.05, 0.26, 1.5
@@ -93,8 +93,8 @@ def check(config: QatConfig) -> None:
     unknown = [c for c in config.calibrators if c not in CALIBRATORS] or not config.calibrators
     if unknown:
         raise ValueError(f'calibrators: {list(config.calibrators)} not known; allowed: {list(CALIBRATORS)}')
-    if not set(config.skip_parts) <= set(SKIP_PARTS):
-        raise ValueError(f'skip_parts: {list(config.skip_parts)}; allowed: {sorted(SKIP_PARTS)}')
+    if not set(config.skip_parts) <= set(QUANTIZATION_PARTS):
+        raise ValueError(f'skip_parts: {list(config.skip_parts)}; allowed: {sorted(QUANTIZATION_PARTS)}')
     for device in (config.device, *config.timing_devices):
         if device not in _devices():
             raise ValueError(f'device/timing_devices: {device} is not available here; allowed: {_devices()}')

@@ -3,7 +3,6 @@ TensorRT engine, report. The script keeps only the flags and their checks; see i
 """
 import argparse
 import json
-import math
 import os
 import sys
 from dataclasses import asdict
@@ -68,14 +67,8 @@ def run_export(args: argparse.Namespace) -> int:
             os.replace(args.output, args.output + '.mismatch')
             print(f'error: {err}\nThe graph was moved to {args.output}.mismatch.', file=sys.stderr)
             return 1
-        against = 'fake-quantized PyTorch' if int8 else 'PyTorch'
-        print(f"{'input':>10} {'max abs err':>12} {'PSNR dB':>8} {'torch s':>8} {'ORT s':>8}   (vs {against}, "
-              f"{'footage' if clips else 'random'} clip)")
-        for m in matches:
-            psnr = 'inf' if math.isinf(m.psnr_db) else f'{m.psnr_db:.1f}'
-            print(f'{m.width:>4}x{m.height:<5} {m.max_abs_error:>12.3g} {psnr:>8} {m.torch_seconds:>8.2f} '
-                  f'{m.engine_seconds:>8.2f}')
         report['checks'] = [asdict(m) for m in matches]
+        _print_checks(report['checks'], 'ORT', 'fake-quantized PyTorch' if int8 else 'PyTorch', clips is not None)
     if args.trt:
         reason = tensorrt_unavailable_reason()
         if reason:
@@ -108,16 +101,22 @@ def _export_openvino(args: argparse.Namespace, net, ranges, windows: list[dict])
           f'{spec["precision"]} graph, OpenVINO inference precision {args.inference_precision}; convolutions by '
           f'runtime precision: {record["kernels"]["convolutions_by_precision"]}')
     if record['checks']:
-        against = 'fake-quantized PyTorch' if args.precision in INT8_PRECISIONS else 'PyTorch FP32'
-        print(f"{'input':>10} {'precision':>9} {'max abs err':>12} {'PSNR dB':>8} {'torch s':>8} {'OV s':>8}   "
-              f"(vs {against}, {'footage' if clips else 'random'} clip)")
-        for m in record['checks']:
-            psnr = 'inf' if math.isinf(m['psnr_db']) else f'{m["psnr_db"]:.1f}'
-            print(f"{m['width']:>4}x{m['height']:<5} {m['inference_precision']:>9} {m['max_abs_error']:>12.3g} "
-                  f"{psnr:>8} {m['torch_seconds']:>8.2f} {m['engine_seconds']:>8.2f}")
+        _print_checks(record['checks'], 'OV', 'fake-quantized PyTorch' if args.precision in INT8_PRECISIONS
+                      else 'PyTorch FP32', clips is not None)
     if args.report:
         write_text(args.report, json.dumps({'checkpoint': args.checkpoint, **record}, indent=2, default=str))
     return 0
+
+
+def _print_checks(checks: list[dict], engine: str, against: str, footage: bool) -> None:
+    """The engine-vs-PyTorch table; a precision column where the checks have one (OpenVINO)."""
+    precision = 'inference_precision' in checks[0]
+    print(f"{'input':>10}{' precision' if precision else ''} {'max abs err':>12} {'PSNR dB':>8} {'torch s':>8} "
+          f"{engine + ' s':>8}   (vs {against}, {'footage' if footage else 'random'} clip)")
+    for m in checks:
+        print(f"{m['width']:>4}x{m['height']:<5}{' %9s' % m['inference_precision'] if precision else ''} "
+              f"{m['max_abs_error']:>12.3g} {m['psnr_db']:>8.1f} {m['torch_seconds']:>8.2f} "
+              f"{m['engine_seconds']:>8.2f}")
 
 
 def _int8_summary(onnx_path: str) -> dict:

@@ -16,7 +16,7 @@ from torch import nn
 
 from vsrcompress.export.int8_network import quantizers_bypassed
 from vsrcompress.export.onnx_export import INPUT_NAME, INT8_PRECISIONS, OnnxGraphSpec, read_graph_spec
-from vsrcompress.metrics import unit_range_psnr as output_psnr  # noqa: F401  (re-exported by vsrcompress.export)
+from vsrcompress.metrics import unit_range_psnr
 from vsrcompress.quantization.quantizers import is_quantized
 
 DEFAULT_FP32_ATOL = 1e-3  # on outputs in [0, 1]: a quarter of an 8-bit gray level
@@ -83,7 +83,7 @@ def compare_runner_with_torch(run: Callable[[np.ndarray], np.ndarray], spec: Onn
             if got.shape != expected.shape:
                 raise OnnxMismatchError(f'{source}: output shape {got.shape} at input {height}x{width}, '
                                         f'PyTorch gives {expected.shape}.')
-            matches.append(OnnxMatch(height, width, float(np.abs(got - expected).max()), output_psnr(expected, got),
+            matches.append(OnnxMatch(height, width, float(np.abs(got - expected).max()), unit_range_psnr(expected, got),
                                      torch_s, engine_s))
     finally:
         net.train(was_training).to(device)

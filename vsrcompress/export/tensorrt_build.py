@@ -18,16 +18,15 @@ import onnx
 import torch
 
 from vsrcompress.atomic_files import write_atomic, write_text
-from vsrcompress.export.onnx_export import INPUT_NAME, OnnxGraphSpec, read_graph_spec
+from vsrcompress.export.onnx_export import INPUT_NAME, MIN_SIZE, OnnxGraphSpec, read_graph_spec
 
 ENGINE_SPEC_SUFFIX = '.json'  # the graph contract next to the engine, which carries no ONNX metadata
 MIN_TENSORRT_MAJOR = 10
-MIN_SIDE = 33  # SpyNet fails on inputs of 32 px or less
 DEFAULT_MAX_OUTPUT = (2160, 3840)  # 4K UHD: the largest output a default dynamic profile covers
 
 
 class TensorRTUnavailableError(RuntimeError):
-    """TensorRT cannot be used here (package not installed, or no CUDA GPU)."""
+    """TensorRT cannot be used here (package not installed or older than 10.x, or no CUDA GPU)."""
 
 
 def tensorrt_unavailable_reason() -> str | None:
@@ -37,6 +36,11 @@ def tensorrt_unavailable_reason() -> str | None:
                 'NVIDIA GPU and driver)')
     if not torch.cuda.is_available():
         return 'no CUDA GPU is visible to PyTorch (TensorRT engines are built and run on the GPU)'
+    import tensorrt
+    try:
+        check_tensorrt_version(tensorrt.__version__)
+    except (TensorRTUnavailableError, ValueError) as err:
+        return str(err)
     return None
 
 
@@ -64,12 +68,12 @@ def profile_shapes(frames: int, scale: int, max_height: int | None = None, max_w
     max_height = max_height or DEFAULT_MAX_OUTPUT[0] // scale
     max_width = max_width or DEFAULT_MAX_OUTPUT[1] // scale
     opt_height, opt_width = opt_height or max_height, opt_width or max_width
-    if min(max_height, max_width) < MIN_SIDE:
-        raise ValueError(f'max_height/max_width: must be >= {MIN_SIDE}, got {max_height}x{max_width}')
-    if not (MIN_SIDE <= opt_height <= max_height and MIN_SIDE <= opt_width <= max_width):
-        raise ValueError(f'opt_height/opt_width: must lie between {MIN_SIDE}x{MIN_SIDE} and the maximum '
+    if min(max_height, max_width) < MIN_SIZE:
+        raise ValueError(f'max_height/max_width: must be >= {MIN_SIZE}, got {max_height}x{max_width}')
+    if not (MIN_SIZE <= opt_height <= max_height and MIN_SIZE <= opt_width <= max_width):
+        raise ValueError(f'opt_height/opt_width: must lie between {MIN_SIZE}x{MIN_SIZE} and the maximum '
                          f'{max_height}x{max_width}, got {opt_height}x{opt_width}')
-    return ((1, frames, 3, MIN_SIDE, MIN_SIDE), (1, frames, 3, opt_height, opt_width),
+    return ((1, frames, 3, MIN_SIZE, MIN_SIZE), (1, frames, 3, opt_height, opt_width),
             (1, frames, 3, max_height, max_width))
 
 
@@ -79,7 +83,6 @@ def require_tensorrt():
     if reason:
         raise TensorRTUnavailableError(f'TensorRT is not available: {reason}.')
     import tensorrt
-    check_tensorrt_version(tensorrt.__version__)
     return tensorrt
 
 

@@ -67,7 +67,7 @@ class Backend(abc.ABC):
     def uses_torch_cuda(self) -> bool:
         """Whether this backend allocates through PyTorch on CUDA (torch on cuda, TensorRT's I/O buffers): only then
         is torch's CUDA state touched, so CPU and ONNX Runtime runs open no torch CUDA context."""
-        return self.name == 'tensorrt' or (self.name == 'torch' and self.describe().get('device') == 'cuda')
+        return False
 
     def gpu_peak_mib(self) -> float | None:
         """Peak of PyTorch's CUDA allocator (``torch.cuda.max_memory_allocated``: I/O buffers, and the model for the
@@ -98,6 +98,9 @@ class TorchBackend(Backend):
             lq = torch.from_numpy(clip).to(self.device).permute(0, 3, 1, 2).unsqueeze(0).float().div_(255.0)
             sr = self.net(lq).float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
             return sr[0].permute(0, 2, 3, 1).cpu().numpy()
+
+    def uses_torch_cuda(self) -> bool:
+        return self.device.type == 'cuda'
 
     def describe(self) -> dict:
         return {'backend': self.name, 'device': self.device.type, 'precision': 'fp16' if self.fp16 else 'fp32'}
@@ -175,6 +178,9 @@ class TensorRTBackend(Backend):
             out = sr.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)[0].permute(0, 2, 3, 1).cpu()
         self.stream.synchronize()
         return out.numpy()
+
+    def uses_torch_cuda(self) -> bool:
+        return True
 
     def describe(self) -> dict:
         return {'backend': self.name, 'device': 'cuda', 'precision': self.spec.precision}

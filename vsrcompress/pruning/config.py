@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from vsrcompress.pruning.coupling import PARTS
+from vsrcompress.network_parts import PRUNING_PARTS
 from vsrcompress.pruning.importance import CRITERIA
 
 RANKINGS = ('uniform', 'global')
@@ -36,7 +36,7 @@ class PruningConfig:
     ranking: str = 'uniform'
     ratios: dict[str, float] = field(default_factory=dict)
     mac_budget: float | None = None
-    parts: tuple[str, ...] = PARTS
+    parts: tuple[str, ...] = PRUNING_PARTS
     reference_size: tuple[int, int] = (180, 320)
     round_to: int = 8
     min_width: int = 8
@@ -71,10 +71,10 @@ def _ratio(value: object, key: str) -> float:
 
 def _parts(value: object, key: str) -> tuple[str, ...]:
     if not isinstance(value, (list, tuple)) or not value:
-        raise ValueError(f'pruning.{key}: expected a non-empty list of parts from {list(PARTS)}, got {value!r}')
-    unknown = [p for p in value if p not in PARTS]
+        raise ValueError(f'pruning.{key}: expected a non-empty list of parts from {list(PRUNING_PARTS)}, got {value!r}')
+    unknown = [p for p in value if p not in PRUNING_PARTS]
     if unknown:
-        raise ValueError(f'pruning.{key}: unknown part(s) {unknown}; allowed: {list(PARTS)}')
+        raise ValueError(f'pruning.{key}: unknown part(s) {unknown}; allowed: {list(PRUNING_PARTS)}')
     return tuple(dict.fromkeys(value))
 
 
@@ -95,7 +95,7 @@ def parse_pruning_config(options: Mapping) -> PruningConfig:
     has_ratio, has_budget = options.get('ratio') is not None, options.get('mac_budget') is not None
     if has_ratio == has_budget:
         raise ValueError('pruning: give exactly one target, `ratio` (per part or one number) or `mac_budget`.')
-    parts = _parts(options['parts'], 'parts') if 'parts' in options else PARTS
+    parts = _parts(options['parts'], 'parts') if 'parts' in options else PRUNING_PARTS
     ratios, budget = {}, None
     if has_ratio and isinstance(options['ratio'], Mapping):
         if 'parts' in options:

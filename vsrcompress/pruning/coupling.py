@@ -25,9 +25,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from vsrcompress.network_parts import PRUNING_PARTS as PARTS  # noqa: F401  (re-exported: pruning.parts)
-from vsrcompress.network_parts import SINGLE_WIDTH_PARTS  # noqa: F401  (re-exported)
 DEFORMABLE_GROUPS = 8  # EDVR's PCD alignment (basicsr's PCDAlignment)
+SINGLE_WIDTH_PARTS = ('edvr',)  # its groups keep one common width (ranked uniformly)
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ class ChannelGroup:
 
     Args:
         name: Width-spec path of the width this group sets.
-        part: One of ``PARTS``.
+        part: One of ``PRUNING_PARTS``.
         width: Number of units the network has now.
         slices: Every place the units appear; the first slice has ``unit_size`` 1 (torch-pruning's group
             reduction sizes its result by the first item).

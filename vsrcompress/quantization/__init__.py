@@ -14,7 +14,7 @@ YAML section and calls, in order::
 (range_summary.py) reads every layer's current amax, e.g. for TensorBoard histograms.
 """
 from vsrcompress.quantization.calibration import calibrate, calibrate_weights
-from vsrcompress.quantization.config import CALIBRATORS, SKIP_PARTS, QuantConfig
+from vsrcompress.quantization.config import CALIBRATORS, QUANTIZATION_PARTS, QuantConfig
 from vsrcompress.quantization.distributed import sync_amax_across_ranks
 from vsrcompress.quantization.insertion import QuantReport, candidate_layers, quantize_network
 from vsrcompress.quantization.int8_checkpoint import (INT8_FORMAT, export_int8_checkpoint, load_int8_checkpoint,
@@ -28,7 +28,8 @@ from vsrcompress.quantization.range_summary import quantizer_ranges
 from vsrcompress.quantization.sensitivity import SensitivityReport, clip_psnr, part_units, sensitivity_analysis
 
 __all__ = [
-    'CALIBRATORS', 'INT8_FORMAT', 'OUTPUT_RANGE_KEY', 'SKIP_PARTS', 'QuantConfig', 'QuantReport', 'SensitivityReport',
+    'CALIBRATORS', 'INT8_FORMAT', 'OUTPUT_RANGE_KEY', 'QUANTIZATION_PARTS', 'QuantConfig', 'QuantReport',
+    'SensitivityReport',
     'activation_quantizers', 'calibrate', 'calibrate_output_ranges', 'calibrate_weights', 'candidate_layers',
     'check_calibrated', 'clip_psnr',
     'effective_amax', 'export_int8_checkpoint', 'layer_quantizers', 'load_int8_checkpoint', 'pack_int8_checkpoint',

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 
-from vsrcompress.network_parts import QUANTIZATION_PARTS as SKIP_PARTS  # the named parts, as module regexes
+from vsrcompress.network_parts import QUANTIZATION_PARTS
 
 CALIBRATORS = ('max', 'percentile', 'mse', 'entropy')
 MIN_BITS, MAX_BITS = 2, 8
@@ -26,7 +26,7 @@ class QuantConfig:
         num_bins: Histogram bins for percentile/mse/entropy, >= 256. Default: 2048.
         calib_batches: How many batches of whole clips calibration reads at most. Default: 8.
         skip: Layer names or regexes (full match on module names) kept in float. Default: none.
-        skip_parts: Named parts kept in float, from ``SKIP_PARTS``. Default: none.
+        skip_parts: Named parts kept in float, from ``QUANTIZATION_PARTS``. Default: none.
         residual_quant: Quantize the identity input of residual adds (modules named ``skip_quant``), so that
             TensorRT can fuse the INT8 conv with the add. Default: True.
         learn_amax: Let activation ranges be learned during QAT (initialised from calibration). Default: False.
@@ -59,9 +59,9 @@ class QuantConfig:
                 re.compile(pattern)
             except re.error as err:
                 raise ValueError(f'quantization.skip: {pattern!r} is not a valid regex: {err}') from err
-        unknown = [p for p in self.skip_parts if p not in SKIP_PARTS]
+        unknown = [p for p in self.skip_parts if p not in QUANTIZATION_PARTS]
         if unknown:
-            raise ValueError(f'quantization.skip_parts: unknown parts {unknown}; allowed: {sorted(SKIP_PARTS)}')
+            raise ValueError(f'quantization.skip_parts: unknown parts {unknown}; allowed: {sorted(QUANTIZATION_PARTS)}')
         for key in ('residual_quant', 'learn_amax'):
             if not isinstance(getattr(self, key), bool):
                 raise ValueError(f'quantization.{key}: expected true or false, got {getattr(self, key)!r}')

@@ -23,7 +23,8 @@ from pytorch_quantization.tensor_quant import QuantDescriptor
 from pytorch_quantization.utils import reduce_amax
 from torch import nn
 
-from vsrcompress.quantization.config import SKIP_PARTS, QuantConfig
+from vsrcompress.network_parts import QUANTIZATION_PARTS
+from vsrcompress.quantization.config import QuantConfig
 from vsrcompress.quantization.quantizers import RESIDUAL_QUANT_NAME, is_quantized, quiet_quantizer_logs
 
 
@@ -57,7 +58,7 @@ def candidate_layers(net: nn.Module) -> tuple[list[str], list[str]]:
 def resolve_skip(names: list[str], config: QuantConfig) -> dict[str, str]:
     """Map each layer kept in float to the option entry that keeps it; warn about entries that match nothing."""
     rules = [(f'skip: {p!r}', p) for p in config.skip]
-    rules += [(f'skip_parts: {p}', SKIP_PARTS[p]) for p in config.skip_parts]
+    rules += [(f'skip_parts: {p}', QUANTIZATION_PARTS[p]) for p in config.skip_parts]
     skipped = {}
     for reason, pattern in rules:
         regex = re.compile(pattern)

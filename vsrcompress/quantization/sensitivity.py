@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from vsrcompress.metrics import unit_range_psnr
-from vsrcompress.quantization.config import SKIP_PARTS
+from vsrcompress.network_parts import QUANTIZATION_PARTS
 from vsrcompress.quantization.quantizers import check_calibrated, layer_quantizers, set_quantization_enabled
 
 OTHER_LAYERS = 'other'  # the part_units entry for layers outside every skip part (the residual blocks)
@@ -67,7 +67,7 @@ def part_units(net: nn.Module) -> dict[str, list[str]]:
     layers in no part are grouped under ``OTHER_LAYERS``."""
     units: dict[str, list[str]] = {}
     for name in layer_quantizers(net):
-        part = next((p for p, pattern in SKIP_PARTS.items() if re.fullmatch(pattern, name)), OTHER_LAYERS)
+        part = next((p for p, pattern in QUANTIZATION_PARTS.items() if re.fullmatch(pattern, name)), OTHER_LAYERS)
         units.setdefault(part, []).append(name)
     return units
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from vsrcompress.export.onnx_export import INT8_PRECISIONS, MIN_SIZE, PRECISIONS
 from vsrcompress.export.openvino_runtime import check_inference_precision
-from vsrcompress.option_checks import OptionError, check_options
+from vsrcompress.option_checks import OptionError, check_int, check_keys, check_options
 
 STAGES = ('teacher', 'prune', 'qat', 'export', 'report')
 TRAIN_STAGES = ('teacher', 'prune', 'qat')
@@ -156,6 +156,10 @@ def parse_recipe(opt: Mapping, root: str) -> RecipePlan:
             raise ValueError(f'recipe.{stage}: expected a mapping of options, got {section!r}')
     plan = RecipePlan(name=name, root=root, stages=list(stages), shared=shared, sections=sections)
     _check_inputs(plan)
+    for key in ('pruning', 'quantization'):
+        if key in plan.shared:
+            raise ValueError(f'{key}: belongs in recipe.{"prune" if key == "pruning" else "qat"}, not at the top '
+                             'level of a recipe')
     for stage in (s for s in stages if s in TRAIN_STAGES):
         _check_training_stage(plan, stage)
     if 'export' in stages:
@@ -182,16 +186,12 @@ def _check_inputs(plan: RecipePlan) -> None:
 
 def _check_training_stage(plan: RecipePlan, stage: str) -> None:
     section = plan.sections[stage]
-    _check_keys(stage, section, _STAGE_KEYS[stage])
+    check_keys(f'recipe.{stage}', section, _STAGE_KEYS[stage])
     opt = plan.stage_options(stage)
     if 'train' not in (opt.get('datasets') or {}):
         raise ValueError(f'recipe.{stage}: needs datasets.train (shared or in recipe.{stage}.datasets)')
     if stage == 'prune' and 'pruning' not in section:
         raise ValueError('recipe.prune.pruning: missing; give the pruning target (ratio or mac_budget)')
-    for key in ('pruning', 'quantization'):
-        if key in plan.shared:
-            raise ValueError(f'{key}: belongs in recipe.{"prune" if key == "pruning" else "qat"}, not at the top '
-                             'level of a recipe')
     try:  # the same checks as train.py runs (types, unknown keys, dataroots), before the first stage
         check_options(opt, is_train=True)
     except OptionError as err:
@@ -199,7 +199,7 @@ def _check_training_stage(plan: RecipePlan, stage: str) -> None:
 
 
 def _check_export(plan: RecipePlan) -> None:
-    _check_keys('export', plan.sections['export'], EXPORT_DEFAULTS)
+    check_keys('recipe.export', plan.sections['export'], EXPORT_DEFAULTS)
     options = plan.export_options()
     precisions = options['precisions']
     if not isinstance(precisions, list) or not precisions or any(p not in PRECISIONS for p in precisions):
@@ -209,7 +209,7 @@ def _check_export(plan: RecipePlan) -> None:
         raise ValueError(f'recipe.export.precisions: {int8} need the INT8 network of the `qat` stage, which is not '
                          f'in recipe.stages {plan.stages}')
     for key, low in (('frames', 2), ('height', MIN_SIZE), ('width', MIN_SIZE)):
-        _check_int(f'recipe.export.{key}', options[key], low)
+        check_int(f'recipe.export.{key}', options[key], low)
     if options['openvino'] is not None:
         try:
             check_inference_precision(options['openvino'])
@@ -218,22 +218,11 @@ def _check_export(plan: RecipePlan) -> None:
 
 
 def _check_report(plan: RecipePlan) -> None:
-    _check_keys('report', plan.sections['report'], REPORT_DEFAULTS)
+    check_keys('recipe.report', plan.sections['report'], REPORT_DEFAULTS)
     options = plan.report_options()
     size = options['input_size']
     if (not isinstance(size, list) or len(size) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and v >= MIN_SIZE for v in size)):
         raise ValueError(f'recipe.report.input_size: expected [width, height], both >= {MIN_SIZE}, got {size!r}')
     for key, low in (('frames', 2), ('repeats', 1)):
-        _check_int(f'recipe.report.{key}', options[key], low)
-
-
-def _check_keys(stage: str, section: Mapping, allowed) -> None:
-    unknown = sorted(set(section) - set(allowed))
-    if unknown:
-        raise ValueError(f'recipe.{stage}: unknown key(s) {unknown}; allowed: {sorted(allowed)}')
-
-
-def _check_int(key: str, value: object, low: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f'{key}: expected an integer >= {low}, got {value!r}')
+        check_int(f'recipe.report.{key}', options[key], low)

@@ -40,12 +40,11 @@ import torch
 from pytorch_quantization.nn import QuantConv2d, TensorQuantizer
 from torch import nn
 
-from vsrcompress.checkpoint import load_network
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet
 from vsrcompress.bench.machine import load_average, machine_info
 from vsrcompress.bench.peak_memory import forward_peak, peak_memory_unavailable, run_in_children
 from vsrcompress.bench.timing import time_interleaved
-from vsrcompress.checkpoint import load_checkpoint
+from vsrcompress.checkpoint import load_checkpoint, load_network
 from vsrcompress.export import DYNAMIC_TRACE_SIZE, MIN_SIZE, export_onnx
 from vsrcompress.export.openvino_export import export_openvino
 from vsrcompress.export.openvino_runtime import bf16_supported

@@ -70,6 +70,44 @@ def tiny_train_options(root: str, name: str = 'tiny', total_iter: int = 4, **net
     }
 
 
+DENSE16_ARCH = {'type': 'BasicVSRNet', 'num_feat': 16, 'num_block': 1}
+
+
+@pytest.fixture(scope='session')
+def dense16_checkpoint(tmp_path_factory) -> str:
+    """A dense BasicVSRNet checkpoint (16 ch, 1 block, seed 0): the input of the pruning and QAT model tests."""
+    import torch
+    from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
+    from vsrcompress.checkpoint import network_checkpoint, save_atomic
+    torch.manual_seed(0)
+    path = str(tmp_path_factory.mktemp('dense16') / 'dense.pth')
+    save_atomic(network_checkpoint(BasicVSRNet(num_feat=16, num_block=1), DENSE16_ARCH), path)
+    return path
+
+
+def pruning_options(root: str, dense: str, name: str, total_iter: int, **pruning) -> dict:
+    """PruningVSRModel options: prune ``dense`` to half width in 2 steps while training, output distillation."""
+    opt = tiny_train_options(root, name=name, total_iter=total_iter, num_feat=16)
+    opt['model_type'] = 'PruningVSRModel'
+    opt['path']['pretrain_network_g'] = dense
+    opt['train']['distill_opt'] = {'type': 'CharbonnierLoss', 'loss_weight': 1.0}
+    opt['train']['ema_decay'] = 0
+    opt['pruning'] = {'criterion': 'l1', 'ratio': 0.5, 'parts': ['trunk', 'blocks', 'tail'], 'round_to': 4,
+                      'min_width': 4, 'steps': 2, 'step_interval': 2, **pruning}
+    return opt
+
+
+def qat_options(root: str, fp32: str, name: str, total_iter: int, **quantization) -> dict:
+    """QATVSRModel options: calibrate ``fp32`` (max, SpyNet in float), then QAT with output distillation."""
+    opt = tiny_train_options(root, name=name, total_iter=total_iter, num_feat=16)
+    opt['model_type'] = 'QATVSRModel'
+    opt['path']['pretrain_network_g'] = fp32
+    opt['train'].update(fix_flow=None, distill_opt={'type': 'CharbonnierLoss', 'loss_weight': 1.0})
+    opt['quantization'] = {'num_bits': 8, 'calibrator': 'max', 'calib_batches': 2, 'ptq_val_clips': 1,
+                           'skip_parts': ['spynet'], **quantization}
+    return opt
+
+
 def run_entry(script: str, opt: dict, workdir, *args: str, launcher: list[str] | None = None,
               timeout: int = 600) -> subprocess.CompletedProcess:
     """Run a copy of the repo's ``train.py``/``test.py`` in ``workdir`` (so experiments/ lands there)."""

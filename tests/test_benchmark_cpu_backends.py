@@ -4,14 +4,11 @@ import json
 import os
 
 import pytest
-
-import vsrcompress  # noqa: F401
 from conftest import script_main
+
 from vsrcompress.bench.cpu_backends import REFERENCE, CpuBackendsConfig, markdown, run
 from vsrcompress.export.openvino_runtime import bf16_supported
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = {'num_feat': 8, 'num_block': 1}
 pytestmark = pytest.mark.usefixtures('one_thread')
 
 

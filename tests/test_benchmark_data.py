@@ -3,8 +3,8 @@ saved JSON/Markdown/PNG; bad settings refused before work. CPU, seconds."""
 import json
 
 import pytest
-
 from conftest import script_main
+
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 

@@ -3,8 +3,8 @@ the interval/overlap sweep, the saved JSON/Markdown/PNG; bad settings refused be
 import json
 
 import pytest
-
 from conftest import script_main
+
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 

@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
-
 from conftest import script_main
+
 from vsrcompress.bench.pruning_speed import PruningSpeedConfig, ratio_target, run
 from vsrcompress.checkpoint import load_network
 

@@ -8,9 +8,8 @@ import os
 import cv2
 import pytest
 import torch
-
-import vsrcompress  # noqa: F401
 from conftest import script_main
+
 from vsrcompress.bench.pruning_quality import BatchSampler
 from vsrcompress.data.footage_dataset import FootageRecurrentDataset
 from vsrcompress.export import footage_options

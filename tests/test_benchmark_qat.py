@@ -7,7 +7,6 @@ import cv2
 import pytest
 import torch
 
-import vsrcompress  # noqa: F401
 from conftest import NARROW_WIDTHS, script_main
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
 from vsrcompress.quantization import calibrate, export_int8_checkpoint, quantize_network

@@ -2,31 +2,16 @@
 elsewhere. Tiny models: each test takes seconds on a GPU. ``scripts/gpu_acceptance.py`` runs this file first."""
 import glob
 import json
-import os
-import runpy
 
 import pytest
 import torch
-from conftest import REPO, read_train_log, run_entry, torchrun
+from conftest import pruning_options, qat_options, read_train_log, run_entry, script_main, torchrun
 from test_inference import write_mp4
-from test_pruning_model import pruning_options
-from test_qat_model import qat_options
 
-from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
-from vsrcompress.checkpoint import network_checkpoint, save_atomic
 from vsrcompress.quantization.config import CALIBRATORS
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU visible to PyTorch')]
-ARCH = {'type': 'BasicVSRNet', 'num_feat': 16, 'num_block': 1}
-
-
-@pytest.fixture(scope='module')
-def dense(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    path = str(tmp_path_factory.mktemp('dense') / 'dense.pth')
-    save_atomic(network_checkpoint(BasicVSRNet(num_feat=16, num_block=1), ARCH), path)
-    return path
 
 
 def on_gpu(opt: dict) -> dict:
@@ -38,47 +23,40 @@ def final_checkpoint(workdir, name: str) -> str:
     return sorted(glob.glob(str(workdir / 'experiments' / name / 'models' / 'net_g_*.pth')))[-1]
 
 
-def test_dense_training_step(tiny_footage, dense, tmp_path):
-    opt = pruning_options(tiny_footage, dense, 'cuda_dense', 2)
-    opt['model_type'] = 'RecurrentVSRModel'
-    del opt['pruning'], opt['train']['distill_opt']
-    run_entry('train.py', on_gpu(opt), tmp_path)
-    assert 'cuda' in read_train_log(tmp_path / 'experiments' / 'cuda_dense').lower()
-
-
-def test_pruning_with_feature_distillation(tiny_footage, dense, tmp_path):
-    opt = pruning_options(tiny_footage, dense, 'cuda_prune', 4)
+def test_pruning_with_feature_distillation(tiny_footage, dense16_checkpoint, tmp_path):
+    opt = pruning_options(tiny_footage, dense16_checkpoint, 'cuda_prune', 4)
     opt['train']['feature_distill_opt'] = {'layers': ['backward_trunk', 'forward_trunk']}
     run_entry('train.py', on_gpu(opt), tmp_path)
     assert torch.load(final_checkpoint(tmp_path, 'cuda_prune'), weights_only=True)['pruning']['steps_done'] == 2
 
 
 @pytest.mark.parametrize('calibrator', CALIBRATORS)
-def test_qat_with_every_calibrator(tiny_footage, dense, tmp_path, calibrator):
+def test_qat_with_every_calibrator(tiny_footage, dense16_checkpoint, tmp_path, calibrator):
     name = f'cuda_qat_{calibrator}'
-    run_entry('train.py', on_gpu(qat_options(tiny_footage, dense, name, 2, calibrator=calibrator)), tmp_path)
+    opt = qat_options(tiny_footage, dense16_checkpoint, name, 2, calibrator=calibrator)
+    run_entry('train.py', on_gpu(opt), tmp_path)
     assert 'qat/ptq_psnr' in read_train_log(tmp_path / 'experiments' / name)
 
 
-def test_one_process_torchrun_with_nccl(tiny_footage, dense, tmp_path):
-    opt = on_gpu(pruning_options(tiny_footage, dense, 'cuda_nccl', 4))
+def test_one_process_torchrun_with_nccl(tiny_footage, dense16_checkpoint, tmp_path):
+    opt = on_gpu(pruning_options(tiny_footage, dense16_checkpoint, 'cuda_nccl', 4))
     proc = run_entry('train.py', opt, tmp_path, '--launcher', 'pytorch', launcher=torchrun(1))
     assert 'Distributed: nccl backend' in proc.stdout + proc.stderr
     assert 'identical on 1 ranks' in read_train_log(tmp_path / 'experiments' / 'cuda_nccl')
 
 
-def test_infer_video_fp16_and_export_of_a_cuda_trained_checkpoint(tiny_footage, dense, tmp_path):
-    opt = pruning_options(tiny_footage, dense, 'cuda_trained', 2)
+def test_dense_training_then_infer_video_fp16_and_export(tiny_footage, dense16_checkpoint, tmp_path):
+    opt = pruning_options(tiny_footage, dense16_checkpoint, 'cuda_trained', 2)
     opt['model_type'] = 'RecurrentVSRModel'
     del opt['pruning'], opt['train']['distill_opt']
     run_entry('train.py', on_gpu(opt), tmp_path)
     ckpt = final_checkpoint(tmp_path, 'cuda_trained')
     clip = write_mp4(str(tmp_path / 'in.mp4'), [torch.rand(40, 44, 3).mul(255).byte().numpy() for _ in range(3)])
-    infer = runpy.run_path(os.path.join(REPO, 'scripts', 'infer_video.py'), run_name='infer_under_test')['main']
+    infer = script_main('infer_video')
     report = str(tmp_path / 'run.json')
     assert infer(['--input', clip, '--output', str(tmp_path / 'sr.mp4'), '--checkpoint', ckpt, '--device', 'cuda',
                   '--fp16', '--interval', '2', '--overlap', '1', '--report', report, '--no-progress']) == 0
     assert json.load(open(report))['backend'] == 'torch'
-    export = runpy.run_path(os.path.join(REPO, 'scripts', 'export.py'), run_name='export_under_test')['main']
+    export = script_main('export')
     assert export(['--checkpoint', ckpt, '--output', str(tmp_path / 'net.onnx'), '--frames', '3', '--height', '40',
                    '--width', '44']) == 0

@@ -10,8 +10,8 @@ import threading
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-
 from conftest import script_main
+
 from vsrcompress.pretrained import CHECKPOINTS, fetch_all, hash_prefix
 
 PAYLOAD = b'not really a checkpoint, but bytes with a known SHA256' * 100

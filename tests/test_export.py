@@ -3,13 +3,12 @@ pruned EDVR), FP16 graphs are FP16 throughout, and bad requests fail clearly. Ti
 import copy
 import json
 import os
-import runpy
 
 import onnx
 import pytest
 import torch
+from conftest import script_main
 
-import vsrcompress  # noqa: F401
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet
 from vsrcompress.checkpoint import network_checkpoint, save_atomic
 from vsrcompress.export import (OnnxMismatchError, TensorRTUnavailableError, build_tensorrt_engine, check_onnx,
@@ -176,7 +175,7 @@ def test_tensorrt_unavailable_is_a_clear_error(tmp_path, dense_graph):
 
 
 def run_export_script(argv: list[str]) -> int:
-    return runpy.run_path(os.path.join(ROOT, 'scripts', 'export.py'), run_name='export_under_test')['main'](argv)
+    return script_main('export')(argv)
 
 
 def test_export_script_on_pruned_checkpoint(tmp_path, capsys):
@@ -191,7 +190,9 @@ def test_export_script_on_pruned_checkpoint(tmp_path, capsys):
     assert 'max abs err' in out.out and 'BasicVSRNet x2' in out.out
     data = json.load(open(report))
     assert data['graph']['scale'] == 2 and data['checks'][0]['max_abs_error'] < 1e-3
-    if not tensorrt_usable:
+    if tensorrt_usable:
+        assert data['tensorrt']['built'] is True and os.path.isfile(data['tensorrt']['engine'])
+    else:
         assert 'TensorRT engine not built' in out.err and data['tensorrt']['built'] is False
 
 

@@ -4,7 +4,6 @@ inference scripts, and bad requests. Tiny networks, CPU."""
 import json
 import math
 import os
-import runpy
 
 import numpy as np
 import onnx
@@ -13,8 +12,8 @@ import pytest
 import torch
 from onnx import numpy_helper
 from torch import nn
+from conftest import script_main
 
-import vsrcompress  # noqa: F401
 from vsrcompress.checkpoint import load_network
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
 from vsrcompress.checkpoint import network_checkpoint, save_atomic
@@ -252,14 +251,10 @@ def test_int8_checkpoint_loads_and_exports_as_fp32(int8, tmp_path):
     assert match.max_abs_error <= 1e-5
 
 
-def run_script(name: str, argv: list[str]) -> int:
-    return runpy.run_path(os.path.join(ROOT, 'scripts', name), run_name=f'{name}_under_test')['main'](argv)
-
-
 def test_export_script_int8_ort_from_checkpoint(int8, tmp_path, capsys):
     _, _, path = int8
     onnx_path, report = str(tmp_path / 'int8.onnx'), str(tmp_path / 'report.json')
-    code = run_script('export.py', ['--checkpoint', path, '--output', onnx_path, '--frames', str(FRAMES),
+    code = script_main('export')(['--checkpoint', path, '--output', onnx_path, '--frames', str(FRAMES),
                                     '--height', str(SIZE), '--width', str(SIZE), '--precision', 'int8-ort',
                                     '--float-output', 'conv_last', '--report', report])
     out = capsys.readouterr().out
@@ -279,14 +274,14 @@ def test_export_script_measures_missing_ranges_on_footage(tiny_footage, tmp_path
     export_int8_checkpoint(net, {'calib_batches': 2}, report, ckpt,
                            extra={'arch': {k: v for k, v in ARCH.items() if k != 'widths'}})
     onnx_path = str(tmp_path / 'int8.onnx')
-    code = run_script('export.py', ['--checkpoint', ckpt, '--output', onnx_path, '--frames', str(FRAMES),
+    code = script_main('export')(['--checkpoint', ckpt, '--output', onnx_path, '--frames', str(FRAMES),
                                     '--height', str(SIZE), '--width', str(SIZE), '--precision', 'int8-ort',
                                     '--calib-clips', tiny_footage])
     out = capsys.readouterr().out
     assert code == 0 and 'measured' in out and 'conv output ranges' in out and '(vs fake-quantized PyTorch, footage' \
         in out
     with pytest.raises(ValueError, match='int8-ort needs the measured output range'):
-        run_script('export.py', ['--checkpoint', ckpt, '--output', onnx_path, '--frames', str(FRAMES), '--height',
+        script_main('export')(['--checkpoint', ckpt, '--output', onnx_path, '--frames', str(FRAMES), '--height',
                                  str(SIZE), '--width', str(SIZE), '--precision', 'int8-ort'])
 
 
@@ -296,13 +291,13 @@ def test_export_script_bad_int8_requests(int8, tmp_path):
     base = ['--output', str(tmp_path / 'x.onnx'), '--frames', str(FRAMES), '--height', str(SIZE), '--width',
             str(SIZE)]
     with pytest.raises(ValueError, match='is not an INT8 checkpoint'):
-        run_script('export.py', ['--checkpoint', ckpt, *base, '--precision', 'int8-trt'])
+        script_main('export')(['--checkpoint', ckpt, *base, '--precision', 'int8-trt'])
     with pytest.raises(SystemExit):
-        run_script('export.py', ['--checkpoint', int8[2], *base, '--precision', 'int8-trt', '--fp16'])
+        script_main('export')(['--checkpoint', int8[2], *base, '--precision', 'int8-trt', '--fp16'])
     with pytest.raises(SystemExit):
-        run_script('export.py', ['--checkpoint', int8[2], *base, '--precision', 'int8-ort', '--trt'])
+        script_main('export')(['--checkpoint', int8[2], *base, '--precision', 'int8-ort', '--trt'])
     with pytest.raises(SystemExit):
-        run_script('export.py', ['--checkpoint', int8[2], *base, '--precision', 'int8-trt', '--float-output', 'x'])
+        script_main('export')(['--checkpoint', int8[2], *base, '--precision', 'int8-trt', '--float-output', 'x'])
     assert not os.path.exists(tmp_path / 'x.onnx')
 
 
@@ -319,7 +314,7 @@ def test_infer_video_runs_int8_graph_and_int8_checkpoint(int8, ort_graph, tmp_pa
     outputs = {}
     for name, model in (('onnx', ['--onnx', ort_graph]), ('torch', ['--checkpoint', ckpt, '--interval', '3'])):
         report = str(tmp_path / f'{name}.json')
-        code = run_script('infer_video.py', ['--input', str(folder), '--output', str(tmp_path / name), *model,
+        code = script_main('infer_video')(['--input', str(folder), '--output', str(tmp_path / name), *model,
                                              '--overlap', '0', '--report', report, '--no-progress'])
         assert code == 0
         written = sorted(os.listdir(tmp_path / name))

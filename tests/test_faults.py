@@ -8,7 +8,6 @@ import json
 import os
 import pathlib
 import re
-import runpy
 import signal
 import subprocess
 import sys
@@ -20,20 +19,15 @@ import pytest
 import torch
 import yaml
 
-import vsrcompress  # noqa: F401
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
 from vsrcompress.checkpoint import network_checkpoint, save_atomic
 from vsrcompress.compat import _load_training_state
 from vsrcompress.video_truncation import TruncatedVideoError
 
-from conftest import REPO, read_train_log, run_entry, tiny_train_options
+from conftest import REPO, read_train_log, run_entry, script_main, tiny_train_options
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 SCALE = 2
-
-
-def script_main(name: str):
-    return runpy.run_path(os.path.join(REPO, 'scripts', f'{name}.py'), run_name=f'{name}_under_test')['main']
 
 
 def digest(path) -> str:
@@ -357,6 +351,7 @@ def test_compress_stage_dies_with_its_parent_and_ctrl_c_stops_both_resumably(tin
     proc = compress(tmp_path, opt, '--auto_resume')
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out[-3000:]
+    assert 'recipe: [1/1] teacher' in out  # the short progress view of a one-stage recipe
     assert f'iter: {resumable}.' in read_train_log(tmp_path / 'experiments' / 'tiny_recipe_teacher')
     assert (tmp_path / 'experiments' / 'tiny_recipe_teacher' / 'models' / 'net_g_latest.pth').is_file()
 

@@ -2,14 +2,13 @@
 bad input failing before work, and interrupted runs leaving a playable partial output. Tiny networks, CPU."""
 import json
 import os
-import runpy
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import script_main
 
-import vsrcompress  # noqa: F401
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
 from vsrcompress.checkpoint import network_checkpoint, save_atomic
 from vsrcompress.export import export_onnx, tensorrt_unavailable_reason
@@ -278,7 +277,7 @@ def test_backends_that_are_not_installed_fail_clearly(tmp_path):
 def test_infer_video_script(tmp_path, net, clip_path, capsys):
     ckpt = str(tmp_path / 'net.pth')
     save_atomic(network_checkpoint(net, {'type': 'BasicVSRNet', 'num_feat': 8, 'num_block': 1, 'scale': SCALE}), ckpt)
-    main = runpy.run_path(os.path.join(ROOT, 'scripts', 'infer_video.py'), run_name='infer_under_test')['main']
+    main = script_main('infer_video')
     report = str(tmp_path / 'run.json')
     assert main(['--input', clip_path, '--output', str(tmp_path / 'sr.mp4'), '--checkpoint', ckpt, '--interval', '2',
                  '--overlap', '1', '--report', report, '--no-progress']) == 0

@@ -8,9 +8,8 @@ import pytest
 import torch
 from torch import nn
 from torch_pruning.utils import count_ops_and_params
-
-import vsrcompress  # noqa: F401
 from conftest import script_main
+
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet
 from vsrcompress.checkpoint import network_checkpoint, save_atomic
 from vsrcompress.quantization import calibrate, export_int8_checkpoint, quantize_network
@@ -115,7 +114,9 @@ def test_script_writes_json_markdown_and_png(checkpoints, tmp_path):
     assert 'fake quantization' in int8['latency_notes']['torch-cpu']
     assert noranges['latency_ms_per_frame']['onnxruntime-cpu'] is None and noranges['onnx_precision'] is None
     assert 'conv_output_range' in noranges['latency_notes']['onnxruntime-cpu']
-    if not torch.cuda.is_available():
+    if torch.cuda.is_available():
+        assert dense['latency_ms_per_frame']['torch-cuda'] > 0
+    else:
         assert dense['latency_ms_per_frame']['torch-cuda'] is None
         assert 'CUDA is not available' in dense['latency_notes']['torch-cuda']
     assert (dense['psnr_db'], int8['psnr_db'], pruned['psnr_db']) == (30.5, 30.25, None)

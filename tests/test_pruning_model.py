@@ -4,43 +4,21 @@ import os
 import pytest
 import torch
 from basicsr.models import build_model
-from conftest import as_parsed, read_train_log, torchrun, run_entry, tiny_train_options
+from conftest import as_parsed, pruning_options, read_train_log, run_entry, torchrun
 
-from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet
+from vsrcompress.archs.basicvsr_net_arch import IconVSRNet
 from vsrcompress.checkpoint import load_network, network_checkpoint, save_atomic
 from vsrcompress.footage.demo import make_demo_footage
 
-ARCH = {'type': 'BasicVSRNet', 'num_feat': 16, 'num_block': 1}
 
-
-@pytest.fixture(scope='module')
-def dense_checkpoint(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    path = str(tmp_path_factory.mktemp('dense') / 'dense.pth')
-    save_atomic(network_checkpoint(BasicVSRNet(num_feat=16, num_block=1), ARCH), path)
-    return path
-
-
-def pruning_options(root, dense, name, total_iter, **pruning) -> dict:
-    opt = tiny_train_options(root, name=name, total_iter=total_iter, num_feat=16)
-    opt['model_type'] = 'PruningVSRModel'
-    opt['path']['pretrain_network_g'] = dense
-    opt['train']['distill_opt'] = {'type': 'CharbonnierLoss', 'loss_weight': 1.0}
-    opt['train']['ema_decay'] = 0
-    opt['pruning'] = {'criterion': 'l1', 'ratio': 0.5, 'parts': ['trunk', 'blocks', 'tail'], 'round_to': 4,
-                      'min_width': 4, 'steps': 2, 'step_interval': 2, **pruning}
-    return opt
-
-
-
-def test_stepwise_pruning_with_distillation_then_resume_keeps_pruned_shapes(tiny_footage, dense_checkpoint, tmp_path):
-    opt = pruning_options(tiny_footage, dense_checkpoint, 'prune_steps', total_iter=2)
+def test_stepwise_pruning_with_distillation_then_resume_keeps_pruned_shapes(tiny_footage, dense16_checkpoint, tmp_path):
+    opt = pruning_options(tiny_footage, dense16_checkpoint, 'prune_steps', total_iter=2)
     opt['train']['feature_distill_opt'] = {'layers': ['backward_trunk', 'forward_trunk'], 'loss_weight': 0.5}
     run_entry('train.py', opt, tmp_path)
     exp = tmp_path / 'experiments' / 'prune_steps'
     assert 'Pruning step 1/2 at iter 1' in read_train_log(exp) and 'Pruning step 2/2' not in read_train_log(exp)
     half = torch.load(exp / 'models' / 'net_g_2.pth', weights_only=True)
-    assert half['pruning']['steps_done'] == 1 and half['teacher'] == dense_checkpoint
+    assert half['pruning']['steps_done'] == 1 and half['teacher'] == dense16_checkpoint
     assert half['widths']['backward'] == 12  # 16 -> 25 % removed at step 1 of 2, multiple of round_to 4
 
     opt['train']['total_iter'] = 4
@@ -50,7 +28,7 @@ def test_stepwise_pruning_with_distillation_then_resume_keeps_pruned_shapes(tiny
     assert 'l_distill' in log and 'l_feat_distill' in log and 'prune/mac_fraction' in log
     final = torch.load(exp / 'models' / 'net_g_4.pth', weights_only=True)
     report = final['pruning']
-    assert report['steps_done'] == 2 and len(report['history']) == 2 and report['source'] == dense_checkpoint
+    assert report['steps_done'] == 2 and len(report['history']) == 2 and report['source'] == dense16_checkpoint
     assert final['widths']['backward'] == 8 and final['widths']['backward_blocks'] == [8]
     assert report['params_after'] < report['params_before'] and report['mac_fraction'] < 1
 
@@ -59,8 +37,8 @@ def test_stepwise_pruning_with_distillation_then_resume_keeps_pruned_shapes(tiny
     assert sum(p.numel() for p in net.parameters()) == report['params_after']
 
 
-def test_bad_pruning_options_fail_before_training(tiny_footage, dense_checkpoint):
-    opt = pruning_options(tiny_footage, dense_checkpoint, 'bad', total_iter=2, ratio=1.0)
+def test_bad_pruning_options_fail_before_training(tiny_footage, dense16_checkpoint):
+    opt = pruning_options(tiny_footage, dense16_checkpoint, 'bad', total_iter=2, ratio=1.0)
     as_parsed(opt)
     with pytest.raises(ValueError, match=r'pruning.ratio: .* must be in \[0, 1\); got 1.0'):
         build_model(opt)
@@ -80,12 +58,14 @@ def test_bad_pruning_options_fail_before_training(tiny_footage, dense_checkpoint
 
 
 
-def test_two_processes_end_with_the_same_pruned_network(tiny_footage, dense_checkpoint, tmp_path):
-    opt = pruning_options(tiny_footage, dense_checkpoint, 'prune_ddp', total_iter=2, criterion='taylor', steps=1)
-    launcher = torchrun()
-    run_entry('train.py', opt, tmp_path, '--launcher', 'pytorch', launcher=launcher)
+def test_two_processes_end_with_the_same_pruned_network(tiny_footage, dense16_checkpoint, tmp_path):
+    opt = pruning_options(tiny_footage, dense16_checkpoint, 'prune_ddp', total_iter=2, criterion='taylor', steps=1)
+    proc = run_entry('train.py', opt, tmp_path, '--launcher', 'pytorch', launcher=torchrun())
+    for rank in (0, 1):
+        assert f'Distributed: gloo backend, rank {rank} of 2.' in proc.stdout
     exp = tmp_path / 'experiments' / 'prune_ddp'
     log = read_train_log(exp)
+    assert 'World size (gpu number): 2' in log and 'Validation tiny_val' in log
     assert 'Pruned weights identical on 2 ranks.' in log
     assert torch.load(exp / 'models' / 'net_g_2.pth', weights_only=True)['widths']['forward'] == 8
     assert os.path.isfile(exp / 'models' / 'net_g_latest.pth')

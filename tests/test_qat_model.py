@@ -1,43 +1,44 @@
-"""QATVSRModel through train.py/test.py: calibration, PTQ report, QAT, resume, INT8 checkpoint, pruned input."""
+"""QATVSRModel through train.py/test.py: calibration, PTQ report, range histograms in TensorBoard, QAT, resume, INT8
+checkpoint, pruned input."""
 import glob
 
 import pytest
 import torch
 from basicsr.models import build_model
-from conftest import as_parsed, footage_datasets, read_train_log, torchrun, run_entry, tiny_train_options
+from conftest import DENSE16_ARCH, as_parsed, footage_datasets, qat_options, read_train_log, run_entry, torchrun
+from tensorboard.backend.event_processing.event_accumulator import HISTOGRAMS, EventAccumulator
 
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
 from vsrcompress.checkpoint import network_checkpoint, save_atomic
 from vsrcompress.quantization import INT8_FORMAT, OUTPUT_RANGE_KEY
-
-ARCH = {'type': 'BasicVSRNet', 'num_feat': 16, 'num_block': 1}
-
-
-@pytest.fixture(scope='module')
-def fp32_checkpoint(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    path = str(tmp_path_factory.mktemp('fp32') / 'fp32.pth')
-    save_atomic(network_checkpoint(BasicVSRNet(num_feat=16, num_block=1), ARCH), path)
-    return path
-
-
-def qat_options(root, fp32, name, total_iter, **quantization) -> dict:
-    opt = tiny_train_options(root, name=name, total_iter=total_iter, num_feat=16)
-    opt['model_type'] = 'QATVSRModel'
-    opt['path']['pretrain_network_g'] = fp32
-    opt['train'].update(fix_flow=None, distill_opt={'type': 'CharbonnierLoss', 'loss_weight': 1.0})
-    opt['quantization'] = {'num_bits': 8, 'calibrator': 'max', 'calib_batches': 2, 'ptq_val_clips': 1,
-                           'skip_parts': ['spynet'], **quantization}
-    return opt
-
 
 
 def amax_of(state: dict) -> dict:
     return {k: v for k, v in state.items() if k.endswith('_amax')}
 
 
-def test_qat_calibrates_trains_resumes_and_writes_int8(tiny_footage, fp32_checkpoint, tmp_path):
-    opt = qat_options(tiny_footage, fp32_checkpoint, 'qat_tiny', total_iter=2)
+def check_range_histograms(tb_folder, int8: dict) -> None:
+    """QATVSRModel's range histograms in TensorBoard (read back with TensorBoard's own event reader), after
+    calibration (step 0) and at validation, hold exactly the ranges the INT8 file stores (frozen buffers)."""
+    events = EventAccumulator(str(tb_folder), size_guidance={HISTOGRAMS: 0}).Reload()
+    assert {'qat/activation_amax', 'qat/weight_amax'} <= set(events.Tags()['histograms'])
+    expected = {'qat/activation_amax': torch.stack(list(int8['activation_amax'].values())).flatten(),
+                'qat/weight_amax': torch.cat([a.flatten() for a in int8['weight_amax'].values()])}
+    assert len(expected['qat/activation_amax']) == len(int8['int8_weights']) + 2  # conv inputs + 2 residual adds
+    for tag, values in expected.items():
+        histograms = events.Histograms(tag)
+        steps = sorted({h.step for h in histograms})
+        # calibration, validation at iteration 2, basicsr's final validation (its loop counter ends past total_iter)
+        assert steps[:2] == [0, 2] and len(steps) <= 3
+        for h in histograms:
+            assert h.histogram_value.num == len(values)
+            assert h.histogram_value.min == pytest.approx(float(values.min()))
+            assert h.histogram_value.max == pytest.approx(float(values.max()))
+            assert h.histogram_value.sum == pytest.approx(float(values.sum()), rel=1e-5)
+
+
+def test_qat_calibrates_trains_resumes_and_writes_int8(tiny_footage, dense16_checkpoint, tmp_path):
+    opt = qat_options(tiny_footage, dense16_checkpoint, 'qat_tiny', total_iter=2)
     run_entry('train.py', opt, tmp_path)
     exp = tmp_path / 'experiments' / 'qat_tiny'
     log = read_train_log(exp)
@@ -46,7 +47,9 @@ def test_qat_calibrates_trains_resumes_and_writes_int8(tiny_footage, fp32_checkp
     ranges = amax_of(first['params'])
     assert ranges and all(torch.isfinite(v).all() for v in ranges.values())
     assert amax_of(first['params_ema']).keys() == ranges.keys()
-    assert first['quantization']['source'] == fp32_checkpoint and first['teacher'] == fp32_checkpoint
+    assert first['quantization']['source'] == dense16_checkpoint and first['teacher'] == dense16_checkpoint
+    check_range_histograms(tmp_path / 'tb_logger' / 'qat_tiny',
+                           torch.load(exp / 'models' / 'net_g_int8.pth', weights_only=True))
 
     opt['train']['total_iter'] = 4
     run_entry('train.py', opt, tmp_path, '--auto_resume')
@@ -67,7 +70,7 @@ def test_qat_calibrates_trains_resumes_and_writes_int8(tiny_footage, fp32_checkp
     assert int8['widths'] == first['widths']
 
     test_opt = {'name': 'eval_int8', 'model_type': 'QATVSRModel', 'scale': 4, 'num_gpu': 0, 'manual_seed': 0,
-                'datasets': {'test': footage_datasets(tiny_footage)['val']}, 'network_g': dict(ARCH),
+                'datasets': {'test': footage_datasets(tiny_footage)['val']}, 'network_g': dict(DENSE16_ARCH),
                 'path': {'pretrain_network_g': str(exp / 'models' / 'net_g_int8.pth'), 'strict_load_g': True},
                 'quantization': {},
                 'val': {'save_img': False, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 0}}}}
@@ -80,7 +83,7 @@ def test_pruned_fp32_checkpoint_goes_through_qat(tiny_footage, tmp_path):
     slim = BasicVSRNet(num_feat=16, num_block=1, widths={'backward': 8, 'forward': 8, 'backward_blocks': [8],
                                                          'forward_blocks': [8], 'fusion': 8, 'upsample': [8, 16]})
     path = str(tmp_path / 'pruned.pth')
-    save_atomic(network_checkpoint(slim, ARCH), path)
+    save_atomic(network_checkpoint(slim, DENSE16_ARCH), path)
     opt = qat_options(tiny_footage, path, 'qat_pruned', total_iter=2)
     opt['train']['feature_distill_opt'] = {'layers': ['backward_trunk', 'forward_trunk'], 'mode': 'features'}
     model = build_model(as_parsed(opt))
@@ -92,8 +95,8 @@ def test_pruned_fp32_checkpoint_goes_through_qat(tiny_footage, tmp_path):
     assert model.log_dict['l_feat_distill'] > 0  # fake-quant hidden states differ from the float teacher's
 
 
-def test_bad_quantization_options_fail_before_work(tiny_footage, fp32_checkpoint):
-    opt = qat_options(tiny_footage, fp32_checkpoint, 'bad', total_iter=2, calibrator='minmax')
+def test_bad_quantization_options_fail_before_work(tiny_footage, dense16_checkpoint):
+    opt = qat_options(tiny_footage, dense16_checkpoint, 'bad', total_iter=2, calibrator='minmax')
     as_parsed(opt)
     with pytest.raises(ValueError, match=r"quantization.calibrator: unknown method 'minmax'; allowed: \['max'"):
         build_model(opt)
@@ -107,8 +110,8 @@ def test_bad_quantization_options_fail_before_work(tiny_footage, fp32_checkpoint
 
 
 
-def test_two_processes_hold_the_same_ranges(tiny_footage, fp32_checkpoint, tmp_path):
-    opt = qat_options(tiny_footage, fp32_checkpoint, 'qat_ddp', total_iter=1)
+def test_two_processes_hold_the_same_ranges(tiny_footage, dense16_checkpoint, tmp_path):
+    opt = qat_options(tiny_footage, dense16_checkpoint, 'qat_ddp', total_iter=1)
     opt['logger']['save_checkpoint_freq'] = 1
     launcher = torchrun()
     run_entry('train.py', opt, tmp_path, '--launcher', 'pytorch', launcher=launcher)

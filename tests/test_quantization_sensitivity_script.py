@@ -5,9 +5,8 @@ import os
 
 import cv2
 import pytest
-
-import vsrcompress  # noqa: F401
 from conftest import script_main
+
 
 TINY = ['--calib-windows', '2', '--calib-frames', '2', '--frames', '2', '--threads', '1', '--num-bits', '4']
 

@@ -1,11 +1,11 @@
-"""train.py / test.py on CPU: validation, checkpoints, --auto_resume, fix_flow, torchrun with gloo."""
+"""train.py / test.py on CPU: validation, checkpoints, --auto_resume, fix_flow (torchrun: test_pruning_model.py)."""
 import copy
 import glob
 
 import pytest
 import torch
 from basicsr.models import build_model
-from conftest import as_parsed, footage_datasets, read_train_log, torchrun, run_entry, tiny_train_options
+from conftest import as_parsed, footage_datasets, read_train_log, run_entry, tiny_train_options
 
 from vsrcompress.checkpoint import save_atomic
 from vsrcompress.models.recurrent_vsr_model import RecurrentVSRModel
@@ -148,15 +148,3 @@ def test_num_gpu_for_the_distributed_backend_comes_from_the_command_line(tmp_pat
     assert requested_num_gpu(['-opt', str(opt_file), '--launcher', 'pytorch']) == 0
     assert requested_num_gpu(['-opt', str(opt_file), '--force_yml', 'name=x', 'num_gpu=2']) == 2
     assert requested_num_gpu(['--launcher', 'pytorch']) == 'auto'
-
-
-def test_torchrun_two_processes_with_gloo(tiny_footage, tmp_path):
-    opt = tiny_train_options(tiny_footage, name='ddp', total_iter=2)
-    launcher = torchrun()
-    proc = run_entry('train.py', opt, tmp_path, '--launcher', 'pytorch', launcher=launcher)
-    for rank in (0, 1):
-        assert f'Distributed: gloo backend, rank {rank} of 2.' in proc.stdout
-    exp = tmp_path / 'experiments' / 'ddp'
-    log = read_train_log(exp)
-    assert 'World size (gpu number): 2' in log and 'Validation tiny_val' in log
-    assert (exp / 'models' / 'net_g_2.pth').is_file()

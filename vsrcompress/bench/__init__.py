@@ -3,12 +3,8 @@
 A benchmark records the machine it ran on (CPU model and the instruction-set flags that decide engine speed, load
 average before and after) and times the things it compares round-robin in one run, so that a noisy machine
 disturbs them alike. Peak memory is measured in a fresh child process (``peak_memory``). Each benchmark is one module
-(``cpu_backends``, ``deploy``, ``pruning_speed``, ``data_throughput``) with ``run(config) -> dict``,
+(``cpu_backends``, ``deploy``, ``pruning_speed``, ``data_throughput``, ``qat``, ``pruning_quality``,
+``quantization_sensitivity``, ``gpu_acceptance``) with ``run(config) -> dict``,
 ``markdown(result)`` and ``plot(result, path)``; its script calls ``script.run_benchmark``. The shared helpers are
 plain Python/PyTorch (no basicsr).
 """
-from vsrcompress.bench.machine import CPU_FEATURE_FLAGS, cpu_flags, cpu_model, load_average, machine_info
-from vsrcompress.bench.timing import best_and_median, time_interleaved
-
-__all__ = ['CPU_FEATURE_FLAGS', 'best_and_median', 'cpu_flags', 'cpu_model', 'load_average', 'machine_info',
-           'time_interleaved']

@@ -80,10 +80,10 @@ def _time_prepare(work: str, name: str, inputs: list[str], num_frames: int, **kw
             'frames_per_s': round(num_frames / seconds, 1)}
 
 
-def _time_loader(dataset_opt: dict, batches: int, num_gpu: int = 0) -> dict:
+def _time_loader(dataset_opt: dict, batches: int) -> dict:
     from basicsr.data import build_dataloader, build_dataset
     dataset = build_dataset(dataset_opt)
-    loader = build_dataloader(dataset, dataset_opt, num_gpu=num_gpu, dist=False, seed=0)
+    loader = build_dataloader(dataset, dataset_opt, num_gpu=0, dist=False, seed=0)
     iterator = iter(loader)
     next(iterator)  # worker start-up is paid once per epoch, not per sample
     count, start = 0, time.perf_counter()

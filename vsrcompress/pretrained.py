@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from os import path as osp
 from urllib.parse import parse_qs, urlparse
 
+from vsrcompress.atomic_files import write_atomic
+
 # BasicSR publishes these on Google Drive (its scripts/download_pretrained_models.py lists the same file ids).
 GDRIVE_URL = 'https://docs.google.com/uc?export=download&id={}'
 CHECKPOINTS = {
@@ -74,21 +76,20 @@ def fetch(name: str, out_dir: str, checkpoints: dict[str, tuple[str, str]] = CHE
         print(f'{name}: already there ({path})')
         return path
     os.makedirs(out_dir, exist_ok=True)
-    tmp = osp.join(out_dir, f'.partial_{file_name}')
-    if osp.exists(tmp):  # left by a killed run; load_file_from_url would take it for a finished download
-        os.remove(tmp)
-    try:
-        download(url, tmp)
-    except Exception as err:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise RuntimeError(f'{name}: downloading {url} failed: {err}') from err
-    digest = sha256_of(tmp)
-    if not digest.startswith(hash_prefix(file_name)):
-        os.remove(tmp)
-        raise RuntimeError(f'{name}: {url} gave a file with SHA256 {digest[:8]}..., expected prefix '
-                           f'{hash_prefix(file_name)} (an error or quota page instead of the file, or a changed file)')
-    os.replace(tmp, path)
+
+    def download_verified(tmp: str) -> None:
+        os.remove(tmp)  # load_file_from_url would take an existing file for a finished download
+        try:
+            download(url, tmp)
+        except Exception as err:
+            raise RuntimeError(f'{name}: downloading {url} failed: {err}') from err
+        digest = sha256_of(tmp)
+        if not digest.startswith(hash_prefix(file_name)):
+            raise RuntimeError(f'{name}: {url} gave a file with SHA256 {digest[:8]}..., expected prefix '
+                               f'{hash_prefix(file_name)} (an error or quota page instead of the file, or a changed '
+                               'file)')
+
+    write_atomic(path, download_verified)
     print(f'{name}: {path}')
     return path
 

@@ -11,7 +11,7 @@ from vsrcompress.atomic_files import write_text
 from vsrcompress.checkpoint import load_network
 from vsrcompress.export.cli_options import network_options
 from vsrcompress.export.footage_windows import read_footage_windows
-from vsrcompress.export.onnx_check import OnnxMismatchError, check_onnx
+from vsrcompress.export.onnx_check import OnnxMismatchError, check_onnx, check_sizes, crop_check_clips
 from vsrcompress.export.onnx_export import INT8_PRECISIONS, export_onnx, read_int8_placement
 from vsrcompress.export.openvino_check import export_checked_openvino
 from vsrcompress.export.openvino_runtime import check_inference_precision
@@ -60,7 +60,7 @@ def run_export(args: argparse.Namespace) -> int:
     if int8:
         report['int8'] = _int8_summary(args.output)
     if args.check:
-        clips = _check_clips(windows, args.height, args.width, args.dynamic) if windows else None
+        clips = crop_check_clips(windows, check_sizes(args.height, args.width, args.dynamic)) if windows else None
         try:
             matches = check_onnx(args.output, net, args.height, args.width, args.atol, args.min_int8_psnr, clips)
         except OnnxMismatchError as err:
@@ -87,7 +87,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 def _export_openvino(args: argparse.Namespace, net, ranges, windows: list[dict]) -> int:
     """``--format openvino``: export, convert, check (f32 and bf16 where supported); print the table."""
-    clips = _check_clips(windows, args.height, args.width, args.dynamic) if windows else None
+    clips = crop_check_clips(windows, check_sizes(args.height, args.width, args.dynamic)) if windows else None
     try:
         record = export_checked_openvino(net, args.output, args.frames, args.height, args.width,
                                          args.inference_precision, args.precision, args.dynamic, ranges,
@@ -130,15 +130,3 @@ def _int8_summary(onnx_path: str) -> dict:
     print(f"ONNX Runtime CPU (optimized graph): integer kernels {fused['integer_ops']}, {fused['float_convs']} float "
           f"convs, {fused['quantize_dequantize']} Q/DQ nodes left")
     return {'qdq': asdict(coverage), 'ort_cpu': fused, 'placement': read_int8_placement(onnx_path)}
-
-
-def _check_clips(windows: list[dict], height: int, width: int, dynamic: bool) -> list | None:
-    """Footage windows cropped to the check sizes (as ``check_onnx`` uses them), or None if frames are too small."""
-    sizes = [(height, width), (height + 6, width + 10)] if dynamic else [(height, width)]
-    clips = []
-    for (h, w), window in zip(sizes, windows * len(sizes)):
-        lq = window['lq']
-        if lq.shape[-2] < h or lq.shape[-1] < w:
-            return None
-        clips.append(lq[..., :h, :w].contiguous())
-    return clips

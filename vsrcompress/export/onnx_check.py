@@ -42,9 +42,25 @@ class OnnxMatch:
     engine_seconds: float
 
 
-def check_sizes(spec: OnnxGraphSpec, height: int, width: int) -> list[tuple[int, int]]:
+def check_sizes(height: int, width: int, dynamic: bool) -> list[tuple[int, int]]:
     """Sizes to compare at: the export size, plus an unaligned other size for dynamic graphs."""
-    return [(height, width), (height + 6, width + 10)] if spec.dynamic else [(spec.height, spec.width)]
+    return [(height, width), (height + 6, width + 10)] if dynamic else [(height, width)]
+
+
+def spec_check_sizes(spec: OnnxGraphSpec, height: int, width: int) -> list[tuple[int, int]]:
+    """``check_sizes`` of a written graph: a fixed-size graph is checked at its own size."""
+    return check_sizes(spec.height or height, spec.width or width, spec.dynamic)
+
+
+def crop_check_clips(windows: Sequence[dict], sizes: list[tuple[int, int]]) -> list[torch.Tensor] | None:
+    """Footage windows (``{'lq': tensor}``) cropped to ``sizes``, reused in turn; None if a frame is too small."""
+    clips = []
+    for (h, w), window in zip(sizes, list(windows) * len(sizes)):
+        lq = window['lq']
+        if lq.shape[-2] < h or lq.shape[-1] < w:
+            return None
+        clips.append(lq[..., :h, :w].contiguous())
+    return clips
 
 
 def compare_runner_with_torch(run: Callable[[np.ndarray], np.ndarray], spec: OnnxGraphSpec, net: nn.Module,
@@ -114,7 +130,7 @@ def check_onnx(onnx_path: str, net: nn.Module, height: int, width: int, atol: fl
     ``clips`` replaces the random clips (see ``compare_with_torch``).
     """
     spec = read_graph_spec(onnx_path)
-    matches = compare_with_torch(onnx_path, net, check_sizes(spec, height, width), clips=clips)
+    matches = compare_with_torch(onnx_path, net, spec_check_sizes(spec, height, width), clips=clips)
     if spec.precision in INT8_PRECISIONS:
         bad = [m for m in matches if not m.psnr_db >= min_int8_psnr]
         if bad:

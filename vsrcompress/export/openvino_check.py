@@ -17,7 +17,7 @@ from torch import nn
 
 from vsrcompress.atomic_files import make_temporary
 from vsrcompress.export.onnx_check import (DEFAULT_FP32_ATOL, DEFAULT_INT8_MIN_PSNR, OnnxMatch, OnnxMismatchError,
-                                           check_sizes, compare_runner_with_torch)
+                                           compare_runner_with_torch, spec_check_sizes)
 from vsrcompress.export.onnx_export import INT8_PRECISIONS, export_onnx
 from vsrcompress.export.openvino_export import export_openvino, read_openvino_spec
 from vsrcompress.export.openvino_runtime import (bf16_supported, check_inference_precision, compile_openvino,
@@ -57,7 +57,7 @@ def check_openvino(xml_path: str, net: nn.Module, height: int, width: int, atol:
     for precision in precisions:
         request = compile_openvino(xml_path, precision, threads).create_infer_request()
         matches = compare_runner_with_torch(lambda lq: np.asarray(request.infer([lq])[0]), spec, net,
-                                            check_sizes(spec, height, width), xml_path, clips=clips)
+                                            spec_check_sizes(spec, height, width), xml_path, clips=clips)
         results += [OpenVINOMatch(precision, m) for m in matches]
     failures = []
     for result in results:

@@ -6,6 +6,8 @@ import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
@@ -163,3 +165,41 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def moving_frames(count: int, height: int, width: int, step: int = 3) -> list[np.ndarray]:
+    """A camera panning over a real photograph (BGR uint8): texture for codecs and real motion between frames."""
+    from skimage import data as skdata
+    photo = cv2.resize(skdata.astronaut()[:, :, ::-1], (width + count * step, height + count * step),
+                       interpolation=cv2.INTER_AREA)
+    return [np.ascontiguousarray(photo[i * step:i * step + height, i * step:i * step + width]) for i in range(count)]
+
+
+def write_video(path, frames: list[np.ndarray], fourcc: str = 'mp4v', fps: float = 25.0) -> str:
+    """``frames`` as a video file with OpenCV (``fourcc`` decides the codec)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, frames[0].shape[1::-1])
+    assert writer.isOpened(), f'OpenCV cannot write {fourcc} to {path}'
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return str(path)
+
+
+def write_folder(path, frames: list[np.ndarray]) -> str:
+    """``frames`` as numbered PNGs (``frame_10`` after ``frame_9`` only in natural order)."""
+    os.makedirs(path)
+    for i, frame in enumerate(frames):
+        assert cv2.imwrite(os.path.join(path, f'frame_{i}.png'), frame)
+    return str(path)
+
+
+def read_video(path: str) -> list[np.ndarray]:
+    """Every frame OpenCV decodes from ``path``."""
+    capture, frames = cv2.VideoCapture(path), []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames

@@ -5,8 +5,7 @@ import json
 
 import pytest
 import torch
-from conftest import pruning_options, qat_options, read_train_log, run_entry, script_main, torchrun
-from test_inference import write_mp4
+from conftest import pruning_options, qat_options, read_train_log, run_entry, script_main, torchrun, write_video
 
 from vsrcompress.quantization.config import CALIBRATORS
 
@@ -51,7 +50,7 @@ def test_dense_training_then_infer_video_fp16_and_export(tiny_footage, dense16_c
     del opt['pruning'], opt['train']['distill_opt']
     run_entry('train.py', on_gpu(opt), tmp_path)
     ckpt = final_checkpoint(tmp_path, 'cuda_trained')
-    clip = write_mp4(str(tmp_path / 'in.mp4'), [torch.rand(40, 44, 3).mul(255).byte().numpy() for _ in range(3)])
+    clip = write_video(str(tmp_path / 'in.mp4'), [torch.rand(40, 44, 3).mul(255).byte().numpy() for _ in range(3)])
     infer = script_main('infer_video')
     report = str(tmp_path / 'run.json')
     assert infer(['--input', clip, '--output', str(tmp_path / 'sr.mp4'), '--checkpoint', ckpt, '--device', 'cuda',

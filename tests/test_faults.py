@@ -24,7 +24,7 @@ from vsrcompress.checkpoint import network_checkpoint, save_atomic
 from vsrcompress.compat import _load_training_state
 from vsrcompress.video_truncation import TruncatedVideoError
 
-from conftest import REPO, read_train_log, run_entry, script_main, tiny_train_options
+from conftest import REPO, read_train_log, run_entry, script_main, tiny_train_options, write_video
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 SCALE = 2
@@ -36,11 +36,7 @@ def digest(path) -> str:
 
 def write_avi(path, count: int, size: int = 64) -> str:
     rng = np.random.default_rng(0)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), 10, (size, size))
-    for _ in range(count):
-        writer.write(rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
-    writer.release()
-    return str(path)
+    return write_video(path, [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(count)], 'MJPG', 10)
 
 
 @pytest.fixture(scope='module')

@@ -1,6 +1,5 @@
 """Custom footage: prepare_footage (video files, frame folders), degradations, demo footage, footage datasets."""
 import copy
-import importlib.util
 import json
 import os
 import random
@@ -13,42 +12,10 @@ import yaml
 from basicsr.data import build_dataloader, build_dataset
 from basicsr.models import build_model
 from basicsr.utils.matlab_functions import imresize
-from conftest import REPO, as_parsed
-from skimage import data as skdata
+from conftest import REPO, as_parsed, moving_frames, script_main, write_folder, write_video
 
 from vsrcompress.footage import DegradationConfig, make_demo_footage, prepare_footage
 from vsrcompress.footage import layout
-
-
-def moving_frames(num: int, height: int, width: int, step: int = 3) -> list[np.ndarray]:
-    """A camera panning over a real photograph: texture for codecs and alignment checks."""
-    photo = cv2.resize(skdata.astronaut()[:, :, ::-1], (width + num * step, height + num * step),
-                       interpolation=cv2.INTER_AREA)
-    return [np.ascontiguousarray(photo[i * step:i * step + height, i * step:i * step + width]) for i in range(num)]
-
-
-def write_video(path, frames: list[np.ndarray], fourcc: str = 'mp4v') -> str:
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 25, (w, h))
-    assert writer.isOpened()
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
-    return str(path)
-
-
-def write_folder(path, frames: list[np.ndarray]) -> str:
-    os.makedirs(path)
-    for i, frame in enumerate(frames):
-        cv2.imwrite(os.path.join(path, f'frame{i}.png'), frame)  # frame10 after frame9: natural order
-    return str(path)
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, 'scripts', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def dataset_opt(root: str, split: str = 'train', lmdb: bool = False, **extra) -> dict:
@@ -104,10 +71,10 @@ def test_frame_folder_through_the_cli_with_crop_resize_stride_and_val_inputs(tmp
     folder = write_folder(tmp_path / 'cam_a', moving_frames(12, 200, 300))
     video = write_video(tmp_path / 'cam_b.avi', moving_frames(8, 200, 300))
     out = str(tmp_path / 'data')
-    cli = load_script('prepare_footage')
-    assert cli.main(['--input', folder, video, '--output', out, '--scale', '2', '--clip-length', '3',
-                     '--stride', '2', '--crop', '10', '20', '280', '150', '--resize', '0', '140',
-                     '--val-inputs', video, '--seed', '3', '--quiet']) == 0
+    cli = script_main('prepare_footage')
+    assert cli(['--input', folder, video, '--output', out, '--scale', '2', '--clip-length', '3',
+                '--stride', '2', '--crop', '10', '20', '280', '150', '--resize', '0', '140',
+                '--val-inputs', video, '--seed', '3', '--quiet']) == 0
     record = json.loads(open(os.path.join(out, layout.RECORD_FILE)).read())
     captured = capsys.readouterr()
     assert 'wrote' in captured.out and captured.err == ''  # --quiet: no progress bars
@@ -117,12 +84,12 @@ def test_frame_folder_through_the_cli_with_crop_resize_stride_and_val_inputs(tmp
     # crop 280x150 -> resize to height 140 keeping the aspect (261x140) -> mod-crop x2 -> 260x140
     assert read(f'{out}/train/GT/cam_a_000006/00000002.png').shape == (140, 260, 3)
     assert read(f'{out}/val/LQ/cam_b_000000/00000000.png').shape == (70, 130, 3)
-    source = cv2.resize(read(os.path.join(folder, 'frame10.png'))[20:170, 10:290], (261, 140),
+    source = cv2.resize(read(os.path.join(folder, 'frame_10.png'))[20:170, 10:290], (261, 140),
                         interpolation=cv2.INTER_AREA)[:, :260]
     assert np.array_equal(read(f'{out}/train/GT/cam_a_000006/00000002.png'), source)  # frame10 = 3rd of clip 2
 
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(['--input', folder, '--output', out, '--quiet'])
+        cli(['--input', folder, '--output', out, '--quiet'])
     assert exit_info.value.code == 2 and 'already exists; pass --overwrite' in capsys.readouterr().err
 
 
@@ -130,13 +97,13 @@ def test_cli_shows_progress_and_overwrite_replaces_the_old_dataset(tmp_path, cap
     old_input = write_folder(tmp_path / 'old_cam', moving_frames(6, 256, 256))
     new_input = write_video(tmp_path / 'new_cam.mkv', moving_frames(4, 256, 256, step=5), fourcc='MJPG')
     out = str(tmp_path / 'data')
-    cli = load_script('prepare_footage')
-    cli.main(['--input', old_input, '--output', out, '--clip-length', '3', '--val-ratio', '0', '--quiet'])
+    cli = script_main('prepare_footage')
+    cli(['--input', old_input, '--output', out, '--clip-length', '3', '--val-ratio', '0', '--quiet'])
     assert sorted(os.listdir(f'{out}/train/GT')) == ['old_cam_000000', 'old_cam_000003']
     capsys.readouterr()
 
-    assert cli.main(['--input', new_input, '--output', out, '--clip-length', '0', '--val-ratio', '0', '--lmdb',
-                     '--overwrite']) == 0
+    assert cli(['--input', new_input, '--output', out, '--clip-length', '0', '--val-ratio', '0', '--lmdb',
+                '--overwrite']) == 0
     record = json.loads(open(os.path.join(out, layout.RECORD_FILE)).read())
     err = capsys.readouterr().err  # tqdm writes its bars to stderr
     assert 'prepare footage: 100%' in err and '4/4' in err and 'LMDB train/GT' in err
@@ -203,7 +170,7 @@ def test_cli_reports_a_failure_to_write_without_a_traceback_or_leftovers(tmp_pat
     (tmp_path / 'a_file').write_text('not a folder')
     out = tmp_path / 'a_file' / 'sub' / 'data'
     with pytest.raises(SystemExit) as exit_info:
-        load_script('prepare_footage').main(['--input', folder, '--output', str(out), '--clip-length', '2',
+        script_main('prepare_footage')(['--input', folder, '--output', str(out), '--clip-length', '2',
                                              '--val-ratio', '0', '--quiet'])
     err = capsys.readouterr().err
     assert exit_info.value.code == 1
@@ -256,7 +223,7 @@ def test_bad_inputs_fail_clearly_and_leave_nothing_behind(tmp_path):
     os.makedirs(tmp_path / 'empty')
     small = write_folder(tmp_path / 'small', [f[:200, :200] for f in frames[:4]])
     mixed = write_folder(tmp_path / 'mixed', frames[:3])
-    cv2.imwrite(str(tmp_path / 'mixed' / 'frame3.png'), frames[3][:, :240])
+    cv2.imwrite(str(tmp_path / 'mixed' / 'frame_3.png'), frames[3][:, :240])
     out = tmp_path / 'out'
 
     cases = [
@@ -266,7 +233,7 @@ def test_bad_inputs_fail_clearly_and_leave_nothing_behind(tmp_path):
         (tmp_path / 'no_frames.avi', 'no_frames.avi: the video has zero decodable frames'),
         (tmp_path / 'empty', 'empty: the folder holds zero frames'),
         (small, r'small: 200x200 frames give GT 200x200 and LQ 50x50 at x4; LQ frames need at least 64 px'),
-        (mixed, r'mixed: mixed frame sizes: .*frame3.png is 240x256 but .*frame0.png is 256x256'),
+        (mixed, r'mixed: mixed frame sizes: .*frame_3.png is 240x256 but .*frame_0.png is 256x256'),
         (tmp_path / 'missing.mp4', 'missing.mp4: does not exist'),
     ]
     for path, message in cases:
@@ -400,7 +367,7 @@ def test_demo_footage_is_deterministic_moving_and_kept_when_unchanged(tmp_path):
 
 
 def test_demo_footage_script_returns_its_exit_status(tmp_path, capsys):
-    main = load_script('make_demo_footage').main
+    main = script_main('make_demo_footage')
     small = ['--train-clips', '1', '--val-clips', '1', '--frames', '2', '--gt-height', '256', '--gt-width', '256',
              '--quiet']
     assert main(['--output', str(tmp_path / 'demo'), *small]) == 0

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import script_main
+from conftest import moving_frames, read_video, script_main, write_folder, write_video
 
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
 from vsrcompress.checkpoint import network_checkpoint, save_atomic
@@ -27,40 +27,6 @@ def net() -> BasicVSRNet:
     torch.manual_seed(0)
     return BasicVSRNet(num_feat=8, num_block=1, scale=SCALE, widths={'spynet': [[8, 8, 8, 8]] * 6, 'upsample': [8],
                                                                       'hr': 8}).eval()
-
-
-def moving_frames(count: int, height: int, width: int) -> list[np.ndarray]:
-    """A smooth random texture panning diagonally: BGR uint8 frames with real motion between them."""
-    rng = np.random.default_rng(0)
-    base = cv2.resize(rng.integers(0, 256, (height // 4 + count, width // 4 + count, 3), dtype=np.uint8),
-                      (width + 4 * count, height + 4 * count), interpolation=cv2.INTER_CUBIC)
-    return [np.ascontiguousarray(base[2 * i:2 * i + height, 3 * i:3 * i + width]) for i in range(count)]
-
-
-def write_mp4(path: str, frames: list[np.ndarray], fps: float = 10.0) -> str:
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps, frames[0].shape[1::-1])
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
-    return path
-
-
-def write_folder(path: str, frames: list[np.ndarray]) -> str:
-    os.makedirs(path)
-    for i, frame in enumerate(frames):
-        cv2.imwrite(os.path.join(path, f'frame_{i}.png'), frame)  # natural order: frame_10 after frame_9
-    return path
-
-
-def read_video(path: str) -> list[np.ndarray]:
-    capture, frames = cv2.VideoCapture(path), []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames
 
 
 def read_folder(path: str) -> np.ndarray:
@@ -95,7 +61,7 @@ def test_mirrored_indices():
 
 def test_video_file_to_video_file(tmp_path, net):
     frames = moving_frames(9, 40, 44)
-    source = write_mp4(str(tmp_path / 'in.mp4'), frames)
+    source = write_video(str(tmp_path / 'in.mp4'), frames)
     output, report_path = str(tmp_path / 'out.mp4'), str(tmp_path / 'run.json')
     report = run_video_sr(source, output, TorchBackend(net), interval=3, overlap=1, report_path=report_path,
                           progress=False)
@@ -148,7 +114,7 @@ def test_odd_sizes_are_padded_for_a_fixed_graph_and_cropped_back(tmp_path, net, 
 
 
 def test_frames_smaller_than_spynet_needs_are_padded(tmp_path, net):
-    source = write_mp4(str(tmp_path / 'small.mp4'), moving_frames(4, 24, 30))
+    source = write_video(str(tmp_path / 'small.mp4'), moving_frames(4, 24, 30))
     report = run_video_sr(source, str(tmp_path / 'small_sr.avi'), TorchBackend(net), 2, 0, progress=False)
     assert report['padded_size'] == [33, 33]
     written = read_video(str(tmp_path / 'small_sr.avi'))
@@ -156,7 +122,7 @@ def test_frames_smaller_than_spynet_needs_are_padded(tmp_path, net):
 
 
 def test_onnxruntime_backend_matches_torch_backend(tmp_path, net):
-    source = write_mp4(str(tmp_path / 'in.mp4'), moving_frames(6, 40, 44))
+    source = write_video(str(tmp_path / 'in.mp4'), moving_frames(6, 40, 44))
     graph = str(tmp_path / 'dyn.onnx')
     export_onnx(net, graph, frames=4, height=40, width=44, dynamic=True)
     run_video_sr(source, str(tmp_path / 'ort'), make_backend('onnxruntime', onnx_path=graph), 2, 1, progress=False)
@@ -180,7 +146,7 @@ class InterruptedBackend(TorchBackend):
 
 
 def test_interrupted_run_leaves_a_playable_partial_output(tmp_path, net):
-    source = write_mp4(str(tmp_path / 'in.mp4'), moving_frames(9, 40, 44))
+    source = write_video(str(tmp_path / 'in.mp4'), moving_frames(9, 40, 44))
     output, report_path = str(tmp_path / 'out.mp4'), str(tmp_path / 'run.json')
     with pytest.raises(KeyboardInterrupt):
         run_video_sr(source, output, InterruptedBackend(net), 3, 1, report_path=report_path, progress=False)
@@ -204,7 +170,7 @@ def test_decode_error_mid_stream_propagates(tmp_path, net):
 
 @pytest.fixture
 def clip_path(tmp_path) -> str:
-    return write_mp4(str(tmp_path / 'in.mp4'), moving_frames(3, 40, 44))
+    return write_video(str(tmp_path / 'in.mp4'), moving_frames(3, 40, 44))
 
 
 @pytest.mark.parametrize('case, message', [

@@ -9,10 +9,9 @@ import numpy as np
 import openvino as ov
 import pytest
 import torch
-from conftest import script_main
+from conftest import moving_frames, read_video, script_main, write_folder, write_video
 
 from test_export_int8 import ARCH, FRAMES, SIZE, float_net, make_clip
-from test_inference import moving_frames, read_video, write_folder, write_mp4
 from vsrcompress.archs.basicvsr_net_arch import IconVSRNet
 from vsrcompress.checkpoint import network_checkpoint, save_atomic
 from vsrcompress.export import OnnxMismatchError, export_onnx
@@ -152,7 +151,7 @@ def test_several_inputs_run_concurrently_with_one_output_each(tmp_path):
     net = float_net()
     xml = str(tmp_path / 'net.xml')
     export_checked_openvino(net, xml, 4, 64, 64, 'f32', check=False)
-    inputs = [write_mp4(str(tmp_path / f'cam{i}.mp4'), moving_frames(5 + i, 64, 64)) for i in range(3)]
+    inputs = [write_video(str(tmp_path / f'cam{i}.mp4'), moving_frames(5 + i, 64, 64)) for i in range(3)]
     outputs = [str(tmp_path / f'sr{i}.mp4') for i in range(3)]
     backend = make_backend('openvino', openvino_path=xml, openvino_mode='throughput')
     report = run_many_video_sr(inputs, outputs, backend, 2, 1, report_path=str(tmp_path / 'cams.json'))

@@ -5,6 +5,8 @@ import json
 import pytest
 from conftest import script_main
 
+from vsrcompress.bench.machine import machine_line
+
 
 pytestmark = pytest.mark.usefixtures('one_thread')
 
@@ -27,9 +29,9 @@ def test_small_run_times_every_case_and_writes_the_table(tmp_path):
     assert (demo['workers'], demo['batch'], demo['num_frame'], demo['samples']) == (0, 2, 5, 4)
     assert (finetune['workers'], finetune['batch'], finetune['num_frame'], finetune['samples']) == (0, 4, 15, 8)
     assert result['training']['samples'] == 2 and result['training']['samples_per_s'] > 0
-    assert result['load_average'] and result['machine_info']['load_average_after']
     assert result['command'].startswith('python scripts/benchmark_data.py --frames 15')
     table = (tmp_path / 'data_throughput.md').read_text()
+    assert result['machine']['load_average_after'] and machine_line(result['machine']) in table
     assert f"| mp4, clean | 60 | {cases['mp4, clean']['seconds']} | {cases['mp4, clean']['frames_per_s']} |" in table
     assert f"| loader: fine-tune window, lmdb | 0 | 4 | 15 x 256 | {finetune['samples_per_s']} |" in table
     assert (tmp_path / 'data_throughput.png').read_bytes()[:4] == b'\x89PNG'

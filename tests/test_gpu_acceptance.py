@@ -10,6 +10,7 @@ from conftest import NARROW_WIDTHS, script_main
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
 from vsrcompress.bench.gpu_acceptance import (EXIT_NO_GPU, FRAMES, NO_DEPS_REQUIREMENTS, REQUIREMENTS, markdown,
                                               missing_requirements, plot, tensorrt_graphs, wheels_for)
+from vsrcompress.bench.machine import machine_info, machine_line
 from vsrcompress.export import read_graph_spec
 from vsrcompress.export.onnx_check import compare_with_torch
 from vsrcompress.quantization.quantizers import is_quantized
@@ -55,13 +56,14 @@ def test_tensorrt_rows_are_built_from_an_fp16_graph_and_a_calibrated_qdq_graph(t
 def test_the_table_names_the_card_and_says_what_was_not_timed(tmp_path):
     timed = {'ms_per_frame': 20.0, 'fps': 50.0, 'best_ms_per_frame': 19.0, 'torch_max_memory_allocated_mib': 900.0,
              'psnr_vs_torch_fp32_db': 48.25}
-    report = {'machine': {'cuda_device': 'NVIDIA H200'}, 'repeats': 3, 'rows': [
+    machine = dict(machine_info(), cuda_device='NVIDIA H200')
+    report = {'machine': machine, 'repeats': 3, 'rows': [
         {'variant': 'dense torch fp16', **timed},
         {'variant': 'dense tensorrt int8-trt', **timed, 'build_seconds': 61.0, 'engine_device_memory_mib': 700.0},
         {'variant': 'pruned mac0.25 tensorrt fp16', 'note': 'not timed: RuntimeError: TensorRT could not parse'},
         {'variant': 'tensorrt', 'note': 'not present: the Python package `tensorrt` is not installed'}]}
     table = markdown(report)
-    assert table.startswith('# GPU acceptance: NVIDIA H200')
+    assert table.startswith('# GPU acceptance: NVIDIA H200') and machine_line(machine) in table
     assert '| dense torch fp16 | 20.0 | 50.00 | 900 | 48.25 | - | - |' in table
     assert '| dense tensorrt int8-trt | 20.0 | 50.00 | 900 | 48.25 | 700 | 61 |' in table
     assert '| tensorrt | not present: the Python package `tensorrt` is not installed |' in table

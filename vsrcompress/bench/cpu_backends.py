@@ -23,7 +23,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from vsrcompress.bench.machine import load_average, machine_info
+from vsrcompress.bench.machine import load_average, machine_info, machine_line
 from vsrcompress.bench.timing import time_interleaved
 from vsrcompress.export import DYNAMIC_TRACE_SIZE, export_onnx, read_footage_windows
 from vsrcompress.export.openvino_export import export_openvino
@@ -310,9 +310,7 @@ def markdown(result: dict) -> str:
     m, c = result['machine'], result['config']
     network = ', '.join(f'{k} {v}' for k, v in c['network'].items()) or 'official full-size configurations'
     lines = ['# CPU engines at full size: torch vs ONNX Runtime vs OpenVINO\n',
-             f'`{c["command"]}` on {m["when"]}: {m["cpu_model"]}, {m["cpus"]} CPUs, {m["threads"]} threads, flags '
-             f'{", ".join(m["cpu_flags"])}; load average {m["load_average_before"]} before, '
-             f'{m["load_average_after"]} after; {", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)}.\n',
+             f'`{c["command"]}`. {machine_line(m)}\n',
              f'Networks: {network}. One window of {c["frames"]} frames of {c["width"]}x{c["height"]} LR (x4 out), '
              'random weights, '
              f'{c["repeats"]} timed interleaved rounds after {c["warmup"]} warm-up; pruned = MAC budget '

@@ -17,7 +17,7 @@ import cv2
 import torch
 import yaml
 
-from vsrcompress.bench.machine import cpu_model, load_average, machine_info
+from vsrcompress.bench.machine import load_average, machine_info, machine_line
 from vsrcompress.footage import DegradationConfig, layout, make_demo_footage, prepare_footage
 
 OPTIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'options')
@@ -121,9 +121,7 @@ def _time_training(opt: dict, dataset_opt: dict, iterations: int) -> dict:
 
 def markdown(result: dict) -> str:
     """prepare_footage frames/s per case; loader and training samples/s."""
-    lines = [f"# Footage data throughput ({result['machine']})", '',
-             f"Load average at start: {result['load_average']} on {result['cpu_count']} CPUs. Command: "
-             f"`{result['command']}`", '', '| prepare_footage case | frames | s | frames/s |', '|---|---:|---:|---:|']
+    lines = ['# Footage data throughput', '', f"Command: `{result['command']}`. {machine_line(result['machine'])}", '', '| prepare_footage case | frames | s | frames/s |', '|---|---:|---:|---:|']
     lines += [f"| {r['case']} | {r['frames']} | {r['seconds']} | {r['frames_per_s']} |" for r in result['prepare']]
     lines += ['', '| data loader / training | workers | batch | frames x GT crop | samples/s |',
               '|---|---:|---:|---|---:|']
@@ -174,9 +172,8 @@ def run(config: DataThroughputConfig, log: Callable[[str], None] | None = print)
     check(config)
     demo_opt = _load_options('demo/train_basicvsr_demo.yml')
     finetune_opt = _load_options('finetune_basicvsr_footage.yml')
-    result = {'machine': f'{cpu_model()}, {os.cpu_count()} CPUs, torch {torch.__version__}',
-              'cpu_count': os.cpu_count(), 'load_average': load_average(), 'command': config.command,
-              'machine_info': machine_info(torch.get_num_threads()), 'prepare': [], 'loader': {}}
+    result = {'machine': machine_info(torch.get_num_threads()), 'command': config.command, 'prepare': [],
+              'loader': {}}
     work = tempfile.mkdtemp(prefix='bench_footage_')
     try:
         demo = os.path.join(work, 'demo')
@@ -222,5 +219,5 @@ def run(config: DataThroughputConfig, log: Callable[[str], None] | None = print)
                                   gt_size=train['gt_size'])
     finally:
         shutil.rmtree(work)
-    result['machine_info']['load_average_after'] = load_average()
+    result['machine']['load_average_after'] = load_average()
     return result

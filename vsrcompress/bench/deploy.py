@@ -29,13 +29,12 @@ from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 import torch
 from torch.nn import functional as F
 
 from vsrcompress.checkpoint import load_network
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
-from vsrcompress.bench.machine import load_average, machine_info
+from vsrcompress.bench.machine import load_average, machine_info, machine_line
 from vsrcompress.bench.timing import time_interleaved
 from vsrcompress.export import (export_onnx, integer_kernel_summary, ort_optimized_ops, qdq_coverage,
                                 quantizers_bypassed, read_footage_windows, read_int8_placement)
@@ -242,8 +241,7 @@ def markdown(result: dict) -> str:
              f"Command: `{result['command']}`", '',
              f"Network: {cfg['network']}; LR {cfg['lq_size'][1]}x{cfg['lq_size'][0]}, x{cfg['scale']}, windows of "
              f"{cfg['window_frames']} frames; weights: {cfg['weights']}; INT8 ranges: {cfg['int8_source']}.",
-             f"Machine: {result['machine']['cpus']} CPUs, {cfg['threads']} threads, ONNX Runtime "
-             f"{result['machine']['onnxruntime']}, torch {result['machine']['torch']}; load average before/after: "
+             machine_line(result['machine']) + ' Load average (1 min) per part, before/after: '
              + ', '.join(f"{part} {v['before']['load_1min']}/{v['after']['load_1min']}"
                          for part, v in result['load'].items()) + '.', '',
              '## Model latency (interleaved rounds, same window)', '',
@@ -438,7 +436,7 @@ def run(config: DeployConfig, log: Callable[[str], None] | None = print) -> dict
 
     spec = net.width_spec() if hasattr(net, 'width_spec') else {}
     machine = machine_info(config.threads)
-    machine.update(onnxruntime=ort.__version__, torch=torch.__version__, load_average_after=load_average())
+    machine['load_average_after'] = load_average()
     return _finite({
         'command': config.command,
         'machine': machine,

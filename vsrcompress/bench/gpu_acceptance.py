@@ -22,7 +22,7 @@ import torch
 
 import vsrcompress
 from vsrcompress.atomic_files import write_benchmark_result, write_figure
-from vsrcompress.bench.machine import machine_info
+from vsrcompress.bench.machine import load_average, machine_info, machine_line
 from vsrcompress.bench.timing import best_and_median, time_interleaved
 
 EXIT_NO_GPU = 3  # no CUDA GPU visible: nothing measured (distinct from 1, a failure, and 2, argparse errors)
@@ -220,7 +220,7 @@ def markdown(report: dict) -> str:
              f"not the whole device: for TensorRT only the I/O tensors; the engine's own memory is its column). "
              f"PSNR against the same network's torch FP32 output. TensorRT engines are strongly typed: `fp16` from "
              f"the FP16 graph, `int8-trt` from the Q/DQ graph (calibrated on random clips) with float layers in "
-             f"FP32; profile tuned for {LQ_SIZE[0]}x{LQ_SIZE[1]}.", '',
+             f"FP32; profile tuned for {LQ_SIZE[0]}x{LQ_SIZE[1]}.", '', machine_line(report['machine']), '',
              '| variant | ms/frame | FPS | torch max allocated MiB | PSNR vs torch FP32 dB | TensorRT engine MiB | '
              'engine build s |', '|---|---|---|---|---|---|---|']
     for row in report['rows']:
@@ -283,10 +283,11 @@ def main(argv: list[str] | None = None) -> int:
         if tests.returncode != 0:
             print('the cuda tests failed; nothing measured', file=sys.stderr)
             return 1
+    machine = machine_info()
     with tempfile.TemporaryDirectory() as folder:
         rows = measure(args.repeats, folder)
-    report = {'machine': machine_info(), 'repeats': args.repeats, 'rows': rows,
-              'seconds': time.perf_counter() - started}
+    report = {'machine': machine, 'repeats': args.repeats, 'rows': rows, 'seconds': time.perf_counter() - started}
+    machine['load_average_after'] = load_average()
     os.makedirs(args.output_dir, exist_ok=True)
     write_benchmark_result(os.path.join(args.output_dir, 'gpu'), report, markdown(report), plot)
     failed = [row['variant'] for row in rows if row.get('note', '').startswith('not timed')]

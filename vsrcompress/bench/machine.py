@@ -58,3 +58,14 @@ def machine_info(threads: int | None = None) -> dict:
             'cuda_device': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             'python': platform.python_version(), 'versions': {p: _version(p) for p in _VERSIONED},
             'load_average_before': load_average()}
+
+
+def machine_line(machine: dict) -> str:
+    """One Markdown sentence naming what a result ran on (``machine_info`` plus ``load_average_after``, if set)."""
+    versions = ', '.join(f'{k} {v}' for k, v in machine['versions'].items() if v)
+    gpu = f"; GPU {machine['cuda_device']}" if machine.get('cuda_device') else ''
+    loads = [('before', machine['load_average_before']), ('after', machine.get('load_average_after'))]
+    load = ', '.join(f"{'/'.join(map(str, v))} {k}" for k, v in loads if v)
+    return (f"Machine: {machine['cpu_model']}, {machine['cpus']} CPUs, {machine['threads']} threads, flags "
+            f"{', '.join(machine['cpu_flags']) or 'none listed'}{gpu}; {versions}; load average (1/5/15 min) {load} "
+            f"({machine['when']}, host {machine['host']}).")

@@ -33,7 +33,7 @@ from torch import nn
 
 from vsrcompress.atomic_files import write_figure
 from vsrcompress.bench.inputs import InputError, NetworkInputs, at_least, check_inputs, load_fp32_network
-from vsrcompress.bench.machine import load_average, machine_info
+from vsrcompress.bench.machine import load_average, machine_info, machine_line
 from vsrcompress.data.footage_dataset import FootageRecurrentDataset, FootageTestDataset
 from vsrcompress.export import footage_options, footage_test_dataset
 from vsrcompress.feature_distillation import feature_distill_loss, recorded_outputs
@@ -249,7 +249,6 @@ def run(config: PruningQualityConfig, log: Callable[[str], None] | None = print)
     log = log or (lambda line: None)
     torch.set_num_threads(config.threads)
     machine = machine_info(config.threads)
-    machine.update(processor=machine['cpu_model'], torch=machine['versions']['torch'])
     pruning = pruning_config(config)
     teacher, train_set, val_set = _load_inputs(config)
     size = tuple(config.reference_size)
@@ -319,9 +318,7 @@ def markdown(result: dict) -> str:
              + (f"; KD + hidden states: KD + {c['feature_distill_weight']:g} x attention-map distance of the trunk "
                 f"outputs" if c.get('feature_distill_weight') else '') + f". PSNR/SSIM on {c['val_clips']} whole "
              f"validation clips of `{c['footage']}` (BasicSR's metrics on 8-bit RGB, mean of clip means).", '',
-             f"Machine: {m['processor']}, {m['cpus']} CPUs ({m['threads']} torch threads); {m['platform']}; torch "
-             f"{m['torch']}; load average (1/5/15 min) {m['load_average_before']} before, {m['load_average_after']} "
-             f"after; {m['when']}.", '',
+             machine_line(m), '',
              '| network | params | MMACs/frame | PSNR (dB) | vs teacher (dB) | SSIM | fine-tune (s) |',
              '|---|---|---|---|---|---|---|']
     for r in result['quality']:

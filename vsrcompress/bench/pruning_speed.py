@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet, IconVSRNet
-from vsrcompress.bench.machine import cpu_model, load_average, machine_info
+from vsrcompress.bench.machine import load_average, machine_info, machine_line
 from vsrcompress.bench.peak_memory import forward_peak, peak_memory_unavailable, run_in_children
 from vsrcompress.bench.timing import time_interleaved
 from vsrcompress.checkpoint import network_checkpoint, save_atomic
@@ -207,8 +207,7 @@ def run(config: PruningSpeedConfig, log: Callable[[str], None] | None = print) -
     check(config)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
-    meta = {'cpu': cpu_model(), 'machine': machine_info(config.threads), 'torch': torch.__version__,
-            'threads': config.threads,
+    meta = {'machine': machine_info(config.threads), 'threads': config.threads,
             'lq_size': list(config.lq_size), 'mac_size': list(config.mac_size), 'scale': config.scale,
             'repeats': config.repeats, 'warmup': config.warmup, 'num_feat': config.num_feat,
             'num_block': config.num_block, 'quick': config.quick, 'formats': list(config.formats)}
@@ -244,13 +243,11 @@ def markdown(result: dict) -> str:
     """One table per arch: widths, params, MACs, ms per frame and speed-up per format, peak memory."""
     results, meta = result['results'], result['meta']
     lines = ['# Pruning speed benchmark', '',
-             f'CPU: {meta["cpu"]}, torch {meta["torch"]}, {meta["threads"]} threads; timed clip '
+             f'{machine_line(meta["machine"])} Timed clip '
              f'{meta["lq_size"][0]}x{meta["lq_size"][1]} LR, x{meta["scale"]}, {meta["repeats"]} timed repeats '
              f'(median, interleaved); MACs per frame at {meta["mac_size"][0]}x{meta["mac_size"][1]} LR. '
              f'Networks: {meta["num_feat"]} ch, {meta["num_block"]} blocks. Pruned: trunk, blocks, tail, SpyNet, '
-             'EDVR (IconVSR) (L1, uniform, round_to 8). '
-             f'Load average {meta["machine"]["load_average_before"]} before, '
-             f'{meta["machine"]["load_average_after"]} after ({meta["machine"]["cpus"]} CPUs).', '']
+             'EDVR (IconVSR) (L1, uniform, round_to 8).', '']
     formats = meta['formats']
     for arch in results:
         timing_heads = ''.join(f' ms/frame {f} | speed-up {f} |' for f in formats)

@@ -33,7 +33,7 @@ from torch import nn
 from vsrcompress.checkpoint import load_network
 from vsrcompress.atomic_files import write_figure
 from vsrcompress.bench.inputs import InputError, NetworkInputs, at_least, check_inputs, load_fp32_network, spread
-from vsrcompress.bench.machine import load_average, machine_info
+from vsrcompress.bench.machine import load_average, machine_info, machine_line
 from vsrcompress.bench.timing import time_interleaved
 from vsrcompress.checkpoint import arch_options, load_checkpoint, network_checkpoint, save_atomic
 from vsrcompress.export import MIN_SIZE, footage_test_dataset, read_footage_windows
@@ -238,8 +238,6 @@ def run(config: QatConfig, log: Callable[[str], None] | None = print) -> dict:
     log = log or (lambda line: None)
     torch.set_num_threads(config.threads)
     machine = machine_info(config.threads)
-    machine.update(processor=machine['cpu_model'], torch=machine['versions']['torch'],
-                   pytorch_quantization=machine['versions']['pytorch-quantization'])
     device = torch.device(config.device)
     fp32, arch, windows, calib, val_set = _load_inputs(config, device)
     scale = int(fp32.scale)
@@ -307,11 +305,7 @@ def markdown(result: dict) -> str:
              f"{c['patch']}x{c['patch']} LR crops, Charbonnier to the FP32 network + {c['pixel_weight']:g} x "
              f"Charbonnier to GT; on {c['device']}.",
              '',
-             f"Machine: {m['processor']} (flags: {', '.join(m['cpu_flags']) or 'none listed'}), {m['cpus']} CPUs "
-             f"({m['threads']} torch threads), GPU: {m['cuda_device'] or 'none'}; {m['platform']}; torch {m['torch']}, "
-             f"pytorch-quantization "
-             f"{m['pytorch_quantization']}; load average (1/5/15 min) {m['load_average_before']} before, "
-             f"{m['load_average_after']} after; {m['when']}.", '',
+             machine_line(m), '',
              '| network | calibrator | PSNR (dB) | vs FP32 (dB) | SSIM | time (s) |', '|---|---|---|---|---|---|']
     for r in result['quality']:
         seconds = r.get('calibration_s', r.get('train_s'))

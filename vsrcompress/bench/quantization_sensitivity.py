@@ -19,7 +19,7 @@ from torch import nn
 
 from vsrcompress.atomic_files import write_figure
 from vsrcompress.bench.inputs import InputError, NetworkInputs, at_least, check_inputs, load_fp32_network, spread
-from vsrcompress.bench.machine import load_average, machine_info
+from vsrcompress.bench.machine import load_average, machine_info, machine_line
 from vsrcompress.export import footage_test_dataset, read_footage_windows
 from vsrcompress.quantization import QuantConfig, calibrate, part_units, quantize_network, sensitivity_analysis
 
@@ -79,7 +79,6 @@ def run(config: SensitivityConfig, log: Callable[[str], None] | None = print) ->
     log = log or (lambda line: None)
     torch.set_num_threads(config.threads)
     machine = machine_info(config.threads)
-    machine.update(processor=machine['cpu_model'], torch=machine['versions']['torch'])
     quant = config.quantization
     fp32, calib, clips = _load_inputs(config)
     net = copy.deepcopy(fp32)
@@ -117,8 +116,7 @@ def markdown(result: dict) -> str:
              f"windows of {c['calib_frames']} training frames; parts kept float throughout: {kept}. PSNR on the "
              f"first {c['frames']} frames of {len(c['val_clips'])} validation clips of `{c['footage']}` "
              f"({c['lq_size'][0]}x{c['lq_size'][1]} LR), float outputs clamped to [0, 1]. Units: {c['units']}. "
-             f"Analysis took {c['analysis_s']:.0f} s on {m['threads']} threads of {m['processor']} (load "
-             f"{m['load_average_before']} before, {m['load_average_after']} after).", '',
+             f"Analysis took {c['analysis_s']:.0f} s. {machine_line(m)}", '',
              f"Float {r['psnr_float']:.3f} dB; every unit quantized {r['psnr_quantized']:.3f} dB "
              f"({r['psnr_quantized'] - r['psnr_float']:+.3f} dB).", '',
              '| unit | layers | PSNR only it quantized | drop (dB) | PSNR all but it quantized | gain as float (dB) |',

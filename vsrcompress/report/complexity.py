@@ -28,7 +28,6 @@ is recorded as unavailable with the reason; the other measurements go on.
 import copy
 import os
 import pickle
-import platform
 import statistics
 import tempfile
 import time
@@ -332,11 +331,7 @@ def measure_complexity(models: Sequence[ModelEntry], width: int, height: int, fr
     prepared = [_prepare(entry, frames) for entry in models]
     setup = {'width': width, 'height': height, 'frames': frames, 'repeats': repeats, 'warmup': warmup,
              'threads': threads, 'backends': list(backends), 'memory': memory, 'dynamic_graph': dynamic_graph,
-             'machine': platform.machine(), 'started': time.strftime('%Y-%m-%d %H:%M')}
-    machine = machine_info(threads)
-    setup.update({key: machine[key] for key in ('cpu_model', 'cpu_flags', 'cuda_device', 'load_average_before')},
-                 cpu_count=machine['cpus'], torch=torch.__version__, onnxruntime=machine['versions']['onnxruntime'],
-                 openvino=machine['versions']['openvino'])
+             'machine': machine_info(threads)}
     counts = [count_model_complexity(m.net, width, height) for m in prepared]
     clip = _input_clip(frames, height, width)
     old_threads = torch.get_num_threads()
@@ -364,7 +359,7 @@ def measure_complexity(models: Sequence[ModelEntry], width: int, height: int, fr
             seconds = {keys[name]: s for name, s in time_interleaved(runs, repeats, warmup, log).items()}
     finally:
         torch.set_num_threads(old_threads)
-    setup['load_average_after'] = load_average()
+    setup['machine']['load_average_after'] = load_average()
     return [_row(model, count, {b: s for (i, b), s in seconds.items() if i == index}, backends, frames, setup)
             for index, (model, count) in enumerate(zip(prepared, counts))]
 

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from vsrcompress.atomic_files import write_figure, write_text
+from vsrcompress.bench.machine import machine_line
 
 BACKEND_LABELS = {'onnxruntime-cpu': 'ONNX Runtime CPU', 'openvino-cpu-f32': 'OpenVINO CPU f32',
                   'openvino-cpu-bf16': 'OpenVINO CPU bf16', 'torch-cpu': 'PyTorch CPU FP32',
@@ -29,16 +30,10 @@ def _ms(value: float | None) -> str:
 
 
 def _setup_line(setup: dict) -> str:
-    before, after = setup['load_average_before'], setup['load_average_after']
     return (f"LR input {setup['width']}x{setup['height']} (W x H), windows of {setup['frames']} frames; rounds: "
             f"{setup['warmup']} warm-up, {setup['repeats']} timed; ONNX graphs "
-            f"{'with dynamic height and width' if setup['dynamic_graph'] else 'exported at the input size'}; "
-            f"threads: {setup['threads']} of "
-            f"{setup['cpu_count']} CPUs ({setup.get('cpu_model', setup['machine'])}, flags "
-            f"{', '.join(setup.get('cpu_flags', [])) or 'unknown'}); torch {setup['torch']}, ONNX Runtime "
-            f"{setup['onnxruntime']}, OpenVINO {setup.get('openvino') or '-'}; GPU: {setup['cuda_device'] or 'none'}; "
-            f"load average (1/5/15 min) "
-            f"{before} before, {after} after; started {setup['started']}.")
+            f"{'with dynamic height and width' if setup['dynamic_graph'] else 'exported at the input size'}. "
+            + machine_line(setup['machine']))
 
 
 def complexity_markdown(rows: Sequence[dict], command: str | None = None) -> str:

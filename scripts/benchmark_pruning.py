@@ -19,8 +19,6 @@ Runtime (the CPU deployment runtime), interleaved in one run as well:
 import argparse
 import sys
 
-import torch
-
 from vsrcompress.bench import pruning_speed
 from vsrcompress.bench.pruning_speed import ARCHS, FORMATS, PruningSpeedConfig, ratio_target
 from vsrcompress.bench.script import run_benchmark
@@ -34,26 +32,27 @@ def _ratio(text: str) -> tuple[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    d = PruningSpeedConfig()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--archs', nargs='+', choices=sorted(ARCHS), default=['basicvsr', 'iconvsr'])
-    parser.add_argument('--num-feat', type=int, default=64)
-    parser.add_argument('--num-block', type=int, default=30)
-    parser.add_argument('--scale', type=int, choices=(2, 4), default=4)
-    parser.add_argument('--lq-size', type=int, nargs=2, default=[180, 320], metavar=('H', 'W'),
+    parser.add_argument('--archs', nargs='+', choices=sorted(ARCHS), default=list(d.archs))
+    parser.add_argument('--num-feat', type=int, default=d.num_feat)
+    parser.add_argument('--num-block', type=int, default=d.num_block)
+    parser.add_argument('--scale', type=int, choices=(2, 4), default=d.scale)
+    parser.add_argument('--lq-size', type=int, nargs=2, default=list(d.lq_size), metavar=('H', 'W'),
                         help='LR size of the timed clip')
-    parser.add_argument('--mac-size', type=int, nargs=2, default=[180, 320], metavar=('H', 'W'),
+    parser.add_argument('--mac-size', type=int, nargs=2, default=list(d.mac_size), metavar=('H', 'W'),
                         help='LR size at which MACs per frame are counted and the MAC budget applies')
     parser.add_argument('--frames', type=int, default=None,
                         help='frames per timed clip (default: 2 for BasicVSR; 11 for IconVSR: keyframes 0, 5, 10, '
                              'close to the one in 5 of a long video that MACs per frame count)')
-    parser.add_argument('--repeats', type=int, default=3, help='timed rounds over all variants')
-    parser.add_argument('--warmup', type=int, default=1, help='untimed rounds first')
-    parser.add_argument('--threads', type=int, default=torch.get_num_threads())
-    parser.add_argument('--ratios', type=_ratio, nargs='*', default=[ratio_target(r) for r in ('0.25', '0.5', '0.75')],
+    parser.add_argument('--repeats', type=int, default=d.repeats, help='timed rounds over all variants')
+    parser.add_argument('--warmup', type=int, default=d.warmup, help='untimed rounds first')
+    parser.add_argument('--threads', type=int, default=d.threads)
+    parser.add_argument('--ratios', type=_ratio, nargs='*', default=d.ratios,
                         help='width-removal variants: a ratio for every part, optionally followed by per-part '
                              'overrides, e.g. 0.5,edvr=0.75')
-    parser.add_argument('--mac-budget', type=float, default=0.25, help='0 leaves the budget variant out')
-    parser.add_argument('--formats', nargs='+', choices=FORMATS, default=list(FORMATS),
+    parser.add_argument('--mac-budget', type=float, default=d.mac_budget, help='0 leaves the budget variant out')
+    parser.add_argument('--formats', nargs='+', choices=FORMATS, default=list(d.formats),
                         help='memory formats to time (each variant in each)')
     parser.add_argument('--no-memory', action='store_true', help='skip the per-variant peak-memory children')
     parser.add_argument('--quick', action='store_true',

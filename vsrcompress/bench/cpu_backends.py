@@ -18,17 +18,17 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-import cv2
 import numpy as np
-import onnxruntime as ort
 import torch
 
+from vsrcompress.bench.clips import moving_clip, write_clip
 from vsrcompress.bench.machine import load_average, machine_info, machine_line
 from vsrcompress.bench.timing import time_interleaved
 from vsrcompress.export import DYNAMIC_TRACE_SIZE, export_onnx, read_footage_windows
+from vsrcompress.export.onnx_export import INPUT_NAME
 from vsrcompress.export.openvino_export import export_openvino
-from vsrcompress.export.openvino_runtime import (bf16_supported, compile_openvino, runtime_kernel_summary,
-                                                 time_by_layer_type)
+from vsrcompress.export.openvino_runtime import bf16_supported, runtime_kernel_summary, time_by_layer_type
+from vsrcompress.inference.backends import OnnxRuntimeBackend
 from vsrcompress.inference.multi_stream import run_many_video_sr
 from vsrcompress.inference.openvino_backend import OpenVINOBackend
 from vsrcompress.inference.pipeline import run_video_sr
@@ -92,15 +92,6 @@ def check(config: CpuBackendsConfig) -> None:
         raise ValueError(f'clips: {config.clips} is not a footage dataset folder')
 
 
-def _moving_clip(frames: int, height: int, width: int) -> torch.Tensor:
-    """A smooth random texture panning across the frames (real motion for SpyNet), (1, T, 3, H, W) in [0, 1]."""
-    rng = np.random.default_rng(0)
-    base = cv2.resize(rng.random((height // 8 + frames, width // 8 + frames, 3), dtype=np.float32),
-                      (width + 4 * frames, height + 4 * frames), interpolation=cv2.INTER_CUBIC).clip(0, 1)
-    clip = np.stack([base[2 * t:2 * t + height, 3 * t:3 * t + width] for t in range(frames)])
-    return torch.from_numpy(clip).permute(0, 3, 1, 2)[None].contiguous()
-
-
 def _variants(arch: str, config: CpuBackendsConfig, calib: list[torch.Tensor], log: Callable[[str], None]) -> dict:
     cls, options = OFFICIAL_MODELS[arch]
     torch.manual_seed(0)
@@ -119,17 +110,16 @@ def _variants(arch: str, config: CpuBackendsConfig, calib: list[torch.Tensor], l
 
 
 def _ort(path: str, threads: int) -> Callable[[np.ndarray], np.ndarray]:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-    return lambda lq: session.run(None, {'lq': lq})[0]
+    """The graph's float input to float output in ONNX Runtime (the streaming backend's session, without its uint8
+    conversions, which are not the engine's time)."""
+    session = OnnxRuntimeBackend(path, threads=threads).session
+    return lambda lq: session.run(None, {INPUT_NAME: lq})[0]
 
 
 def _openvino(xml: str, precision: str, threads: int, shape: tuple[int, ...]) -> tuple[Callable, dict]:
-    compiled = compile_openvino(xml, precision, threads, input_shape=shape)
-    request = compiled.create_infer_request()
-    return (lambda lq: np.asarray(request.infer([lq])[0])), runtime_kernel_summary(compiled)
+    """As ``_ort``, for OpenVINO; plus the compiled model's kernel summary."""
+    backend = OpenVINOBackend(xml, precision, threads, input_shape=shape)
+    return (lambda lq: np.asarray(backend.request.infer([lq])[0])), runtime_kernel_summary(backend.compiled)
 
 
 def _torch(net: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
@@ -175,10 +165,9 @@ def _runners(variants: dict, folder: str, config: CpuBackendsConfig, threads: in
     return runners, kernels, reference, irs
 
 
-def _measure_arch(arch: str, config: CpuBackendsConfig, calib: list[torch.Tensor], threads: int,
-                  log: Callable[[str], None]) -> dict:
-    variants = _variants(arch, config, calib, log)
-    lq = _moving_clip(config.frames, config.height, config.width)
+def _measure_arch(arch: str, variants: dict, config: CpuBackendsConfig, threads: int, log: Callable[[str], None]
+                  ) -> dict:
+    lq = moving_clip(config.frames, config.height, config.width)
     counts = {v: count_model_complexity(variants[v], config.width, config.height) for v in ('dense', 'pruned')}
     with tempfile.TemporaryDirectory(prefix='cpu_backends_') as folder:
         runners, kernels, reference, irs = _runners(variants, folder, config, threads, log)
@@ -210,25 +199,9 @@ def _measure_arch(arch: str, config: CpuBackendsConfig, calib: list[torch.Tensor
             'rows': rows}
 
 
-def _write_videos(folder: str, count: int, frames: int, height: int, width: int) -> list[str]:
-    paths = []
-    for i in range(count):
-        clip = (_moving_clip(frames + i, height, width)[0, i:].permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
-        path = os.path.join(folder, f'camera{i}.avi')
-        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'MJPG'), 25, (width, height))
-        for frame in clip:
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        writer.release()
-        paths.append(path)
-    return paths
-
-
-def _measure_streams(config: CpuBackendsConfig, calib: list[torch.Tensor], threads: int, ir_precision: str,
-                     log: Callable[[str], None]) -> dict:
-    """Several inputs one at a time vs all at once, with the pruned INT8 BasicVSR IR (``int8-trt`` placement)."""
-    arch = config.archs[0]
-    variants = _variants(arch, config, calib, log)
-    int8, ranges = variants['pruned int8']
+def _measure_streams(arch: str, int8: torch.nn.Module, config: CpuBackendsConfig, threads: int, ir_precision: str
+                     ) -> dict:
+    """Several inputs one at a time vs all at once, with the pruned INT8 network's IR (``int8-trt`` placement)."""
     shape = (1, config.frames, 3, config.height, config.width)
     overlap = 1
     interval = config.frames - 2 * overlap
@@ -237,7 +210,8 @@ def _measure_streams(config: CpuBackendsConfig, calib: list[torch.Tensor], threa
         export_onnx(int8, onnx_path, config.frames, DYNAMIC_TRACE_SIZE, DYNAMIC_TRACE_SIZE, dynamic=True,
                     precision='int8-trt')
         export_openvino(onnx_path, xml, ir_precision)
-        inputs = _write_videos(folder, config.streams, config.stream_frames, config.height, config.width)
+        inputs = [write_clip(moving_clip(config.stream_frames, config.height, config.width, seed=i),
+                             os.path.join(folder, f'camera{i}.avi')) for i in range(config.streams)]
         one = OpenVINOBackend(xml, threads=threads, input_shape=shape)
         started = time.perf_counter()
         sequential = [run_video_sr(p, os.path.join(folder, f'seq{i}.avi'), one, interval, overlap, progress=False)
@@ -295,9 +269,12 @@ def run(config: CpuBackendsConfig, log: Callable[[str], None] | None = print) ->
                 root = os.path.join(footage, 'demo')
                 make_demo_footage(root, progress=False)
             calib = [w['lq'] for w in read_footage_windows(root, config.frames, 4, 'train', config.calib_windows)]
-        archs = [_measure_arch(arch, config, calib, threads, log) for arch in config.archs]
+        variants = {arch: _variants(arch, config, calib, log) for arch in config.archs}
+        archs = [_measure_arch(arch, variants[arch], config, threads, log) for arch in config.archs]
         precision = 'bf16' if bf16_supported() else 'f32'
-        streams = _measure_streams(config, calib, threads, precision, log) if config.streams > 1 else None
+        first = config.archs[0]
+        streams = (_measure_streams(first, variants[first]['pruned int8'][0], config, threads, precision)
+                   if config.streams > 1 else None)
     finally:
         torch.set_num_threads(old_threads)
     machine['load_average_after'] = load_average()

@@ -19,6 +19,7 @@ import yaml
 
 from vsrcompress.bench.machine import load_average, machine_info, machine_line
 from vsrcompress.footage import DegradationConfig, layout, make_demo_footage, prepare_footage
+from vsrcompress.inference.frame_sink import FrameSink
 
 OPTIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'options')
 
@@ -61,21 +62,17 @@ def _frames_to_inputs(demo: str, work: str) -> tuple[str, str, int]:
         paths += [layout.frame_path(layout.split_dir(demo, 'train', layout.GT_DIR), clip.name, i)
                   for i in range(clip.num_frames)]
     first = cv2.imread(paths[0])
-    video = os.path.join(work, 'footage.mp4')
-    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*'mp4v'), 25, (first.shape[1], first.shape[0]))
+    video = FrameSink(os.path.join(work, 'footage.mp4'), 25, first.shape[1], first.shape[0])
     for i, path in enumerate(paths):
         shutil.copy(path, os.path.join(folder, f'{i:06d}.png'))
-        writer.write(cv2.imread(path))
-    writer.release()
-    return folder, video, len(paths)
+        video.write(cv2.imread(path))
+    return folder, video.finish(), len(paths)
 
 
-def _time_prepare(work: str, name: str, inputs: list[str], num_frames: int, **kwargs) -> dict:
-    out = os.path.join(work, 'prepared')
+def _time_prepare(out: str, name: str, inputs: list[str], num_frames: int, **kwargs) -> dict:
     start = time.perf_counter()
     prepare_footage(inputs, out, progress=False, overwrite=True, **kwargs)
     seconds = time.perf_counter() - start
-    shutil.rmtree(out)
     return {'case': name, 'frames': num_frames, 'seconds': round(seconds, 3),
             'frames_per_s': round(num_frames / seconds, 1)}
 
@@ -121,7 +118,8 @@ def _time_training(opt: dict, dataset_opt: dict, iterations: int) -> dict:
 
 def markdown(result: dict) -> str:
     """prepare_footage frames/s per case; loader and training samples/s."""
-    lines = ['# Footage data throughput', '', f"Command: `{result['command']}`. {machine_line(result['machine'])}", '', '| prepare_footage case | frames | s | frames/s |', '|---|---:|---:|---:|']
+    lines = ['# Footage data throughput', '', f"Command: `{result['command']}`. {machine_line(result['machine'])}", '',
+             '| prepare_footage case | frames | s | frames/s |', '|---|---:|---:|---:|']
     lines += [f"| {r['case']} | {r['frames']} | {r['seconds']} | {r['frames_per_s']} |" for r in result['prepare']]
     lines += ['', '| data loader / training | workers | batch | frames x GT crop | samples/s |',
               '|---|---:|---:|---|---:|']
@@ -193,12 +191,13 @@ def run(config: DataThroughputConfig, log: Callable[[str], None] | None = print)
                  ('frame folder, blur+noise+JPEG', [folder],
                   {'degradation': DegradationConfig(blur_sigma=(0.5, 1.5), noise_sigma=(1, 5), jpeg_quality=(40, 90))}),
                  ('frame folder, mp4v codec', [folder], {'degradation': DegradationConfig(video_codec='mp4v')})]
+        lmdb_data = os.path.join(work, 'lmdb_demo')  # the LMDB case's output, kept for the loaders
         for name, inputs, extra in cases:
-            result['prepare'].append(_time_prepare(work, name, inputs, n, **common, **extra))
+            out = lmdb_data if extra.get('lmdb') else os.path.join(work, 'prepared')
+            result['prepare'].append(_time_prepare(out, name, inputs, n, **common, **extra))
+            if out != lmdb_data:
+                shutil.rmtree(out)
             log(f'prepare_footage {name}: {result["prepare"][-1]["frames_per_s"]} frames/s')
-
-        lmdb_data = os.path.join(work, 'lmdb_demo')
-        prepare_footage([folder], lmdb_data, clip_length=config.frames, val_ratio=0.0, lmdb=True, progress=False)
         train = dict(demo_opt['datasets']['train'], phase='train', scale=demo_opt['scale'])
         roots = {'disk': (f'{demo}/train/GT', f'{demo}/train/LQ', f'{demo}/meta_info_train.txt'),
                  'lmdb': (f'{lmdb_data}/train/GT.lmdb', f'{lmdb_data}/train/LQ.lmdb',

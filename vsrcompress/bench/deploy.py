@@ -30,10 +30,10 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from vsrcompress.checkpoint import load_network
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
+from vsrcompress.bench.clips import moving_clip, write_clip
 from vsrcompress.bench.machine import load_average, machine_info, machine_line
 from vsrcompress.bench.timing import time_interleaved
 from vsrcompress.export import (export_onnx, integer_kernel_summary, ort_optimized_ops, qdq_coverage,
@@ -112,24 +112,19 @@ def _load() -> dict:
     return {'load_1min': one, 'load_5min': five, 'load_15min': fifteen}
 
 
-def _synthetic_clip(frames: int, height: int, width: int, seed: int) -> torch.Tensor:
-    """A smooth random texture panning diagonally, (1, frames, 3, height, width) in [0, 1]: real motion for SpyNet."""
-    gen = torch.Generator().manual_seed(seed)
-    base = torch.rand(1, 3, height // 6 + frames, width // 6 + frames, generator=gen)
-    base = F.interpolate(base, size=(height + 3 * frames, width + 3 * frames), mode='bicubic').clamp(0, 1)
-    return torch.stack([base[0, :, 2 * t:2 * t + height, 3 * t:3 * t + width] for t in range(frames)])[None]
-
-
 def _crop(clip: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return clip[..., :min(height, clip.shape[-2]), :min(width, clip.shape[-1])].contiguous()
 
 
-def _footage_sequence(root: str, frames: int, scale: int, height: int, width: int) -> torch.Tensor:
-    """The first ``frames`` frames of the val split's first clip long enough, cropped, (1, frames, 3, h, w)."""
+def _footage_sequence(root: str, frames: int, scale: int, height: int, width: int
+                      ) -> tuple[torch.Tensor, np.ndarray]:
+    """The first ``frames`` frames of the val split's first clip long enough, cropped: LQ (1, frames, 3, h, w) and
+    the matching GT crop."""
     windows = read_footage_windows(root, frames, scale, 'val', max_windows=1)
     if not windows:
         raise ValueError(f'clips: {root} has no val clip with {frames} frames')
-    return _crop(windows[0]['lq'], height, width)
+    lq = _crop(windows[0]['lq'], height, width)
+    return lq, windows[0]['gt'][..., :lq.shape[-2] * scale, :lq.shape[-1] * scale].numpy()
 
 
 def _build_networks(config: DeployConfig, window: int) -> tuple[torch.nn.Module, dict, str]:
@@ -161,15 +156,7 @@ def _calibration_clips(config: DeployConfig, frames: int, count: int, scale: int
     if config.clips:
         windows = read_footage_windows(config.clips, frames, scale, 'train', max_windows=count)
         return [_crop(w['lq'], *config.lq_size) for w in windows]
-    return [_synthetic_clip(frames, *config.lq_size, seed=100 + i) for i in range(min(count, config.calib_clips))]
-
-
-def _write_frames(folder: str, clip: torch.Tensor) -> str:
-    os.makedirs(folder)
-    frames = (clip[0].permute(0, 2, 3, 1).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
-    for i, frame in enumerate(frames):
-        cv2.imwrite(os.path.join(folder, f'{i:05d}.png'), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    return folder
+    return [moving_clip(frames, *config.lq_size, seed=100 + i) for i in range(min(count, config.calib_clips))]
 
 
 def _read_frames(folder: str) -> np.ndarray:
@@ -193,7 +180,7 @@ def _median_run(reports: list[dict]) -> dict:
 def _sweep(net: torch.nn.Module, sequence: torch.Tensor, work: str, config: DeployConfig,
            log: Callable[[str], None]) -> list[dict]:
     """Chunked streaming (torch FP32) for every interval/overlap against the whole sequence at once."""
-    frames_dir = _write_frames(os.path.join(work, 'sweep_in'), sequence)
+    frames_dir = write_clip(sequence, os.path.join(work, 'sweep_in'))
     backend = TorchBackend(net)
     with quantizers_bypassed(net):
         rgb = (sequence[0].permute(0, 2, 3, 1).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
@@ -366,11 +353,9 @@ def run(config: DeployConfig, log: Callable[[str], None] | None = print) -> dict
         net, ranges, int8_source = _build_networks(config, window_frames)
         scale = int(net.scale)
         if config.clips:
-            window = _footage_sequence(config.clips, window_frames, scale, *config.lq_size)
-            gt = read_footage_windows(config.clips, window_frames, scale, 'val', max_windows=1)[0]['gt']
-            gt = gt[..., :window.shape[-2] * scale, :window.shape[-1] * scale].numpy()
+            window, gt = _footage_sequence(config.clips, window_frames, scale, *config.lq_size)
         else:
-            window, gt = _synthetic_clip(window_frames, *config.lq_size, seed=7), None
+            window, gt = moving_clip(window_frames, *config.lq_size, seed=7), None
         h, w = window.shape[-2:]
         graphs = {}
         for name in DEPLOYMENTS[1:]:
@@ -387,7 +372,7 @@ def run(config: DeployConfig, log: Callable[[str], None] | None = print) -> dict
         log(f'part 1: {config.rounds} interleaved rounds of {len(DEPLOYMENTS)} backends on {window_frames} frames of '
             f'{w}x{h}')
         loads['latency'] = {'before': _load()}
-        sessions = {name: OnnxRuntimeBackend(path, threads=config.threads).session for name, path in graphs.items()}
+        backends = {name: OnnxRuntimeBackend(path, threads=config.threads) for name, path in graphs.items()}
         lq, outputs = window.numpy(), {}
 
         def torch_fp32() -> None:
@@ -395,27 +380,25 @@ def run(config: DeployConfig, log: Callable[[str], None] | None = print) -> dict
                 outputs['torch fp32'] = net(window).numpy()
 
         runners = {'torch fp32': torch_fp32,
-                   **{name: (lambda name=name: outputs.__setitem__(name, sessions[name].run(None, {'lq': lq})[0]))
-                      for name in graphs}}
+                   **{name: (lambda name=name, session=backends[name].session:
+                             outputs.__setitem__(name, session.run(None, {'lq': lq})[0])) for name in graphs}}
         seconds = time_interleaved(runners, config.rounds, 1)
         loads['latency']['after'] = _load()
         latency = _latency_rows(seconds, outputs, window_frames, gt, log)
 
         log(f'part 2: streaming {config.stream_frames} frames, interval {config.interval}, overlap {config.overlap}')
-        stream_clip = (_footage_sequence(config.clips, config.stream_frames, scale, h, w) if config.clips
-                       else _synthetic_clip(config.stream_frames, h, w, seed=11))
-        frames_dir = _write_frames(os.path.join(work, 'stream_in'), stream_clip)
+        stream_clip = (_footage_sequence(config.clips, config.stream_frames, scale, h, w)[0] if config.clips
+                       else moving_clip(config.stream_frames, h, w, seed=11))
+        frames_dir = write_clip(stream_clip, os.path.join(work, 'stream_in'))
         loads['streaming'] = {'before': _load()}
-        backends = {name: OnnxRuntimeBackend(graphs[name], threads=config.threads)
-                    for name in ('onnxruntime fp32', 'onnxruntime int8-ort')}
-        runs = {name: [] for name in backends}
+        runs = {name: [] for name in ('onnxruntime fp32', 'onnxruntime int8-ort')}
 
         def streamed(name: str) -> None:
             out_dir = os.path.join(work, f'stream_{name.split()[1]}_{len(runs[name])}')
             runs[name].append(_stream(backends[name], frames_dir, out_dir, config.interval, config.overlap))
             shutil.rmtree(out_dir)
 
-        time_interleaved({name: (lambda name=name: streamed(name)) for name in backends}, config.stream_rounds, 0)
+        time_interleaved({name: (lambda name=name: streamed(name)) for name in runs}, config.stream_rounds, 0)
         streaming = {name: _median_run(reports) for name, reports in runs.items()}
         for name, row in streaming.items():
             log(f"  {name:22s} {row['fps']:.2f} fps, model {row['model_ms_per_output_frame']:.0f} ms/frame, "
@@ -425,8 +408,8 @@ def run(config: DeployConfig, log: Callable[[str], None] | None = print) -> dict
         rows = []
         if config.sweep_frames:
             log(f'part 3: interval/overlap sweep over {config.sweep_frames} frames (torch FP32)')
-            sequence = (_footage_sequence(config.clips, config.sweep_frames, scale, h, w) if config.clips
-                        else _synthetic_clip(config.sweep_frames, h, w, seed=13))
+            sequence = (_footage_sequence(config.clips, config.sweep_frames, scale, h, w)[0] if config.clips
+                        else moving_clip(config.sweep_frames, h, w, seed=13))
             loads['sweep'] = {'before': _load()}
             rows = _sweep(net, sequence, work, config, log)
             loads['sweep']['after'] = _load()

@@ -84,6 +84,13 @@ def load_fp32_network(config: NetworkInputs, purpose: str) -> nn.Module:
     return loaded.net.eval().requires_grad_(False)
 
 
+def charbonnier_loss() -> nn.Module:
+    """The loss the fine-tuning benchmarks train with (BasicSR's, as the training options use)."""
+    from basicsr.losses.basic_loss import CharbonnierLoss  # basicsr when measuring (vsrcompress makes it importable)
+
+    return CharbonnierLoss(loss_weight=1.0, reduction='mean')
+
+
 def spread(items: Sequence[T], count: int) -> list[T]:
     """``count`` items (at most all) evenly spaced from first to last: calibration that sees every clip."""
     count = min(count, len(items))

@@ -32,7 +32,8 @@ import torch
 from torch import nn
 
 from vsrcompress.atomic_files import write_figure
-from vsrcompress.bench.inputs import InputError, NetworkInputs, at_least, check_inputs, load_fp32_network
+from vsrcompress.bench.inputs import (InputError, NetworkInputs, at_least, charbonnier_loss, check_inputs,
+                                      load_fp32_network)
 from vsrcompress.bench.machine import load_average, machine_info, machine_line
 from vsrcompress.data.footage_dataset import FootageRecurrentDataset, FootageTestDataset
 from vsrcompress.export import footage_options, footage_test_dataset
@@ -96,12 +97,6 @@ def check(config: PruningQualityConfig) -> None:
                          f'{config.feature_distill_weight}')
     pruning_config(config)
     check_inputs(config, 'a dense FP32 vsrcompress checkpoint')
-
-
-def _charbonnier() -> nn.Module:
-    from basicsr.losses.basic_loss import CharbonnierLoss  # basicsr when measuring (vsrcompress makes it importable)
-
-    return CharbonnierLoss(loss_weight=1.0, reduction='mean')
 
 
 def pruning_config(config: PruningQualityConfig) -> PruningConfig:
@@ -175,7 +170,7 @@ class FineTune:
         groups = [{'params': other, 'lr': config.lr}, {'params': flow, 'lr': config.lr * config.flow_lr_mul}]
         self.optimizer = torch.optim.Adam([g for g in groups if g['params']], betas=(0.9, 0.99), weight_decay=0)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=config.iters, eta_min=ETA_MIN)
-        self.loss_fn = _charbonnier()
+        self.loss_fn = charbonnier_loss()
         self.losses: list[float] = []
         self.seconds = 0.0
 
@@ -209,29 +204,35 @@ def eval_points(iters: int, every: int) -> list[int]:
     return sorted({0, *range(every, iters + 1, every), iters})
 
 
-def fine_tune_all(pruned: nn.Module, teacher: nn.Module, train_set: FootageRecurrentDataset,
+def fine_tune_all(pruned: nn.Module, pruned_quality: dict, teacher: nn.Module, train_set: FootageRecurrentDataset,
                   val_set: FootageTestDataset, config: PruningQualityConfig, log: Callable[[str], None]
-                  ) -> tuple[dict[str, FineTune], list[dict]]:
-    """Plain, KD (and KD + hidden states) fine-tuning of copies of ``pruned``, one step of each per batch; returns
-    the runs and the PSNR curve (``[{'iter', 'plain', 'kd', ...}, ...]``)."""
+                  ) -> tuple[dict[str, FineTune], list[dict], dict[str, dict]]:
+    """Plain, KD (and KD + hidden states) fine-tuning of copies of ``pruned``, one step of each per batch.
+
+    Each network is validated once per curve point (at 0 all are ``pruned``, whose ``clip_summary`` is
+    ``pruned_quality``). Returns the runs, the PSNR curve (``[{'iter', 'plain', 'kd', ...}, ...]``) and each run's
+    ``clip_summary`` after its last step.
+    """
     runs = {'plain': FineTune(copy.deepcopy(pruned), None, config),
             'kd': FineTune(copy.deepcopy(pruned), teacher, config)}
     if config.feature_distill_weight:
         runs['kd_feat'] = FineTune(copy.deepcopy(pruned), teacher, config, config.feature_distill_weight)
     sampler = BatchSampler(train_set, config.batch, config.seed)
     points = eval_points(config.iters, config.eval_every)
-    curve = []
+    curve, quality = [], {}
     for it in range(config.iters + 1):
         if it > 0:
             lq, gt = sampler.next()
             for run_ in runs.values():
                 run_.step(lq, gt)
         if it in points:
-            row = {'iter': it, **{m: clip_summary(r.net, val_set, config.val_clips)['psnr'] for m, r in runs.items()}}
+            quality = {m: pruned_quality if it == 0 else clip_summary(r.net, val_set, config.val_clips)
+                       for m, r in runs.items()}
+            row = {'iter': it, **{m: q['psnr'] for m, q in quality.items()}}
             curve.append(row)
             log(f'  iter {it:5d}: ' + ', '.join(f'{m} {row[m]:.3f} dB' for m in runs)
                 + f" (train {' + '.join(f'{r.seconds:.0f} s' for r in runs.values())})")
-    return runs, curve
+    return runs, curve, quality
 
 
 def targets(rows: dict[str, dict]) -> list[dict]:
@@ -255,7 +256,7 @@ def run(config: PruningQualityConfig, log: Callable[[str], None] | None = print)
     pruned = copy.deepcopy(teacher)
     samples = [BatchSampler(train_set, config.batch, config.seed + 1).next()] if config.criterion == 'taylor' else None
     started = time.perf_counter()
-    report = prune_network(pruned, pruning, samples, _charbonnier())
+    report = prune_network(pruned, pruning, samples, charbonnier_loss())
     prune_s = time.perf_counter() - started
     pruned.eval().requires_grad_(False)
     log(f"pruned {config.ratio:g} ({config.criterion}) in {prune_s:.1f} s: {report['params_before']:,} -> "
@@ -263,16 +264,17 @@ def run(config: PruningQualityConfig, log: Callable[[str], None] | None = print)
 
     clips = min(len(val_set), config.val_clips or len(val_set))
     log(f'teacher, bicubic and pruned on {clips} validation clips')
+    pruned_quality = clip_summary(pruned, val_set, config.val_clips)
     rows = {'teacher': {**complexity(teacher, size), **clip_summary(teacher, val_set, config.val_clips)},
             'bicubic': {'params': 0, 'macs_per_frame': None, 'widths': None,
                         **clip_summary(BicubicUpsampler(int(teacher.scale)), val_set, config.val_clips)},
-            'pruned': {**complexity(pruned, size), **clip_summary(pruned, val_set, config.val_clips)}}
+            'pruned': {**complexity(pruned, size), **pruned_quality}}
     log(f"teacher {rows['teacher']['psnr']:.3f} dB, bicubic {rows['bicubic']['psnr']:.3f} dB, pruned "
           f"{rows['pruned']['psnr']:.3f} dB; fine-tuning plain and KD, {config.iters} steps each")
-    runs, curve = fine_tune_all(pruned, teacher, train_set, val_set, config, log)
+    runs, curve, quality = fine_tune_all(pruned, pruned_quality, teacher, train_set, val_set, config, log)
     shape = {k: rows['pruned'][k] for k in ('params', 'macs_per_frame', 'widths')}  # fine-tuning keeps the shapes
     for method, run_ in runs.items():
-        rows[method] = {**shape, **run_.summary(), **clip_summary(run_.net, val_set, config.val_clips)}
+        rows[method] = {**shape, **run_.summary(), **quality[method]}
     for row in rows.values():
         row['delta_db'] = row['psnr'] - rows['teacher']['psnr']
     machine['load_average_after'] = load_average()

@@ -32,7 +32,8 @@ from torch import nn
 
 from vsrcompress.checkpoint import load_network
 from vsrcompress.atomic_files import write_figure
-from vsrcompress.bench.inputs import InputError, NetworkInputs, at_least, check_inputs, load_fp32_network, spread
+from vsrcompress.bench.inputs import (InputError, NetworkInputs, at_least, charbonnier_loss, check_inputs,
+                                      load_fp32_network, spread)
 from vsrcompress.bench.machine import load_average, machine_info, machine_line
 from vsrcompress.bench.timing import time_interleaved
 from vsrcompress.checkpoint import arch_options, load_checkpoint, network_checkpoint, save_atomic
@@ -114,12 +115,6 @@ def sample_batch(windows: list[dict], batch: int, patch: int, scale: int, gen: t
     return torch.cat(lqs), torch.cat(gts)
 
 
-def _charbonnier(device: torch.device) -> nn.Module:
-    from basicsr.losses.basic_loss import CharbonnierLoss  # basicsr when measuring (vsrcompress makes it importable)
-
-    return CharbonnierLoss(loss_weight=1.0, reduction='mean').to(device)
-
-
 def train_step(student: nn.Module, teacher: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module,
                pixel_weight: float, lq: torch.Tensor, gt: torch.Tensor) -> float:
     """One distillation step (Charbonnier to the teacher + ``pixel_weight`` x Charbonnier to GT); returns the loss."""
@@ -141,7 +136,7 @@ def step_times(fp32: nn.Module, qat: nn.Module, windows: list[dict], config: Qat
                 'qat': copy.deepcopy(qat).to(device).train()}
     optimizers = {k: torch.optim.Adam([p for p in s.parameters() if p.requires_grad], lr=config.lr)
                   for k, s in students.items()}
-    loss_fn = _charbonnier(device)
+    loss_fn = charbonnier_loss()
     lq, gt = (t.to(device) for t in sample_batch(windows, config.batch_size, config.patch, scale,
                                                  torch.Generator().manual_seed(config.seed + 1)))
 
@@ -219,7 +214,7 @@ def _fine_tune(student: nn.Module, teacher: nn.Module, windows: list[dict], conf
     """``qat_iters`` QAT steps on random crops; returns the time and the mean loss of the first and last tenth."""
     student.train().requires_grad_(True)
     optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)
-    loss_fn = _charbonnier(device)
+    loss_fn = charbonnier_loss()
     gen = torch.Generator().manual_seed(config.seed)
     losses, started = [], time.perf_counter()
     for _ in range(config.qat_iters):

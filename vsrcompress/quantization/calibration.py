@@ -6,7 +6,7 @@ the same collector, and the range covers the hidden state at the end of a clip a
 Weights need no data: each output channel's range is the max |w| of that channel.
 """
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 from pytorch_quantization import calib
@@ -25,6 +25,29 @@ def calibrate_weights(net: nn.Module) -> None:
     """Set every weight quantizer's per-output-channel range to the max |w| of the current weights."""
     for conv in quant_convs(net).values():
         conv.weight_quantizer.amax.copy_(reduce_amax(conv.weight, axis=(1, 2, 3), keepdims=True))
+
+
+def run_clips(net: nn.Module, clips: Iterable[torch.Tensor], batches: int, what: str,
+              on_batch: Callable[[int], None]) -> int:
+    """Forward up to ``batches`` of ``clips`` through ``net`` in eval mode without gradients, for hooks to measure;
+    the training mode is restored after. ``on_batch(index)`` runs before each forward (hooks name the batch in
+    their errors), ``what`` names the step in this one's. Returns how many batches ran."""
+    was_training = net.training
+    device = next(net.parameters()).device
+    net.eval()
+    count = 0
+    try:
+        with torch.no_grad():
+            for index, clip in enumerate(itertools.islice(iter(clips), batches)):
+                if not isinstance(clip, torch.Tensor):
+                    raise TypeError(f'{what} batch {index}: expected a tensor (for video networks a batch of whole '
+                                    f'clips (b, n, c, h, w)), got {type(clip).__name__}')
+                on_batch(index)
+                net(clip.to(device))
+                count += 1
+    finally:
+        net.train(was_training)
+    return count
 
 
 def calibrate(net: nn.Module, clips: Iterable[torch.Tensor], config: QuantConfig | Mapping | None = None,
@@ -67,26 +90,16 @@ def calibrate(net: nn.Module, clips: Iterable[torch.Tensor], config: QuantConfig
 
     all_quantizers = [m for m in net.modules() if isinstance(m, TensorQuantizer)]
     handles = [q.register_forward_pre_hook(hook_for(name)) for name, q in quantizers.items()]
-    was_training = net.training
-    device = next(net.parameters()).device
     for quantizer in all_quantizers:
         quantizer.disable()
-    net.eval()
     try:
-        with torch.no_grad():
-            for index, clip in enumerate(itertools.islice(iter(clips), config.calib_batches)):
-                if not isinstance(clip, torch.Tensor):
-                    raise TypeError(f'calibration batch {index}: expected a tensor (for video networks a batch of '
-                                    f'whole clips (b, n, c, h, w)), got {type(clip).__name__}')
-                batch['index'] = index
-                net(clip.to(device))
+        count = run_clips(net, clips, config.calib_batches, 'calibration', lambda index: batch.update(index=index))
     finally:
         for handle in handles:
             handle.remove()
         for quantizer in all_quantizers:
             quantizer.enable()
-        net.train(was_training)
-    if not any(seen.values()):
+    if count == 0:
         raise ValueError('calibration got zero batches: the clip iterable is empty (quantization.calib_batches '
                          f'= {config.calib_batches} caps the count; at least one clip is needed).')
     unseen = [name for name, count in seen.items() if count == 0]

@@ -17,13 +17,12 @@ integer range spends its codes where the values are. Each side is measured with 
 positive part and on the negated negative part), so ``percentile``/``mse``/``entropy`` clip outliers as they do for
 the input ranges.
 """
-import itertools
 from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
 
-from vsrcompress.quantization.calibration import _compute_amax, _new_collector  # one collector logic for all ranges
+from vsrcompress.quantization.calibration import _compute_amax, _new_collector, run_clips  # as for input ranges
 from vsrcompress.quantization.config import QuantConfig
 from vsrcompress.quantization.quantizers import check_calibrated, quant_convs
 
@@ -66,23 +65,12 @@ def calibrate_output_ranges(net: nn.Module, clips: Iterable[torch.Tensor], confi
         return collect
 
     handles = [conv.register_forward_hook(hook_for(name)) for name, conv in convs.items()]
-    was_training = net.training
-    device = next(net.parameters()).device
-    net.eval()
-    count = 0
     try:
-        with torch.no_grad():
-            for index, clip in enumerate(itertools.islice(iter(clips), config.calib_batches)):
-                if not isinstance(clip, torch.Tensor):
-                    raise TypeError(f'output range calibration batch {index}: expected a tensor (a batch of whole '
-                                    f'clips (b, n, c, h, w)), got {type(clip).__name__}')
-                batch['index'] = index
-                net(clip.to(device))
-                count += 1
+        count = run_clips(net, clips, config.calib_batches, 'output range calibration',
+                          lambda index: batch.update(index=index))
     finally:
         for handle in handles:
             handle.remove()
-        net.train(was_training)
     if count == 0:
         raise ValueError('output range calibration got zero batches: the clip iterable is empty.')
     unseen = [name for name, count in seen.items() if count == 0]

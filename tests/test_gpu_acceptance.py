@@ -1,5 +1,5 @@
 """CPU side of scripts/gpu_acceptance.py: which requirements are missing, which wheels satisfy them, the graphs
-TensorRT engines are built from, the table, the no-GPU path."""
+TensorRT engines are built from, the measured rows (tiny networks on the CPU), the table, the no-GPU path."""
 import os
 
 import onnx
@@ -9,7 +9,7 @@ from conftest import NARROW_WIDTHS, script_main
 
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
 from vsrcompress.bench.gpu_acceptance import (EXIT_NO_GPU, FRAMES, NO_DEPS_REQUIREMENTS, REQUIREMENTS, markdown,
-                                              missing_requirements, plot, tensorrt_graphs, wheels_for)
+                                              measure, missing_requirements, plot, tensorrt_graphs, wheels_for)
 from vsrcompress.bench.machine import machine_info, machine_line
 from vsrcompress.export import read_graph_spec
 from vsrcompress.export.onnx_check import compare_with_torch
@@ -51,6 +51,29 @@ def test_tensorrt_rows_are_built_from_an_fp16_graph_and_a_calibrated_qdq_graph(t
     int8 = compare_with_torch(graphs['pruned mac0.25 tensorrt int8-trt'], net, [(64, 96)], clips=calib)[0]
     assert fp16.psnr_db > 60 and int8.psnr_db > 40  # both against the float network (its bilinear base dominates)
     assert not is_quantized(net)  # a copy was quantized
+
+
+def test_measured_rows_time_each_network_in_fp32_and_fp16_against_its_fp32_output(tmp_path):
+    """The acceptance run's timing and row path on tiny networks: a row per (network, precision) with its own speed
+    and PSNR against the same network in FP32, no memory column off CUDA, and a row saying TensorRT was not run."""
+    torch.manual_seed(0)
+    nets = {'dense': BasicVSRNet(num_feat=8, num_block=1, widths=NARROW_WIDTHS).eval(),
+            'pruned': BasicVSRNet(num_feat=8, num_block=1, widths=NARROW_WIDTHS).eval()}
+    clip = torch.rand(1, 3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    lines = []
+    rows = measure(nets, clip, 2, str(tmp_path), lines.append)
+    assert [row['variant'] for row in rows] == ['dense torch fp32', 'dense torch fp16', 'pruned torch fp32',
+                                                'pruned torch fp16', 'tensorrt']
+    assert len(lines) == 3 * 4 and lines[0].startswith('round 1/3 (warm-up) dense torch fp32')
+    for row in rows[:4]:
+        assert row['best_ms_per_frame'] <= row['ms_per_frame'] and row['fps'] == pytest.approx(
+            1000 / row['ms_per_frame'])
+        assert 'torch_max_memory_allocated_mib' not in row
+    assert rows[0]['psnr_vs_torch_fp32_db'] == float('inf')
+    assert 35 < rows[1]['psnr_vs_torch_fp32_db'] < 120  # FP16 rounding, against the same network's FP32 output
+    assert rows[-1] == {'variant': 'tensorrt', 'note': 'not present: TensorRT needs a CUDA clip, not cpu'}
+    table = markdown({'machine': dict(machine_info(), cuda_device='none (CPU test)'), 'repeats': 2, 'rows': rows})
+    assert '| dense torch fp32 | ' in table and '| inf | - | - |' in table
 
 
 def test_the_table_names_the_card_and_says_what_was_not_timed(tmp_path):

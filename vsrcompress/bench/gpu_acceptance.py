@@ -135,9 +135,10 @@ def tensorrt_graphs(nets: dict[str, torch.nn.Module], folder: str, calib_clips: 
     return graphs
 
 
-def _tensorrt_engines(nets: dict[str, torch.nn.Module], folder: str, log: Callable[[str], None]
-                      ) -> tuple[dict, dict[str, dict]]:
-    """TensorRTBackends of engines tuned for the benchmark size, and what building each took (or why it failed)."""
+def _tensorrt_engines(nets: dict[str, torch.nn.Module], folder: str, size: tuple[int, int],
+                      log: Callable[[str], None]) -> tuple[dict, dict[str, dict]]:
+    """TensorRTBackends of engines tuned for ``size`` (LQ height, width), and what building each took (or why it
+    failed)."""
     from vsrcompress.export import build_tensorrt_engine
     from vsrcompress.inference import TensorRTBackend
     calib = [torch.rand(1, FRAMES, 3, 64, 64, generator=torch.Generator().manual_seed(seed)) for seed in (1, 2)]
@@ -145,8 +146,8 @@ def _tensorrt_engines(nets: dict[str, torch.nn.Module], folder: str, log: Callab
     for key, onnx_path in tensorrt_graphs(nets, folder, calib).items():
         started = time.perf_counter()
         try:
-            engine_path = build_tensorrt_engine(onnx_path, onnx_path[:-len('.onnx')] + '.engine', *LQ_SIZE,
-                                                opt_height=LQ_SIZE[0], opt_width=LQ_SIZE[1])
+            engine_path = build_tensorrt_engine(onnx_path, onnx_path[:-len('.onnx')] + '.engine', *size,
+                                                opt_height=size[0], opt_width=size[1])
             backends[key] = TensorRTBackend(engine_path)
         except Exception as err:  # a failed build is a finding of the acceptance run, kept in its table
             builds[key] = {'error': f'{type(err).__name__}: {err}'}
@@ -159,41 +160,47 @@ def _tensorrt_engines(nets: dict[str, torch.nn.Module], folder: str, log: Callab
     return backends, builds
 
 
-def measure(repeats: int, folder: str, log: Callable[[str], None] = print) -> list[dict]:
+def measure(nets: dict[str, torch.nn.Module], clip: torch.Tensor, repeats: int, folder: str,
+            log: Callable[[str], None] = print) -> list[dict]:
     """ms/frame, FPS, torch.cuda.max_memory_allocated and PSNR against the network's torch FP32 output of every
-    (network, engine, precision), timed interleaved; TensorRT FP16/INT8 rows where TensorRT is usable.
+    (network, engine, precision) on ``clip``, timed interleaved; TensorRT FP16/INT8 rows where TensorRT is usable.
 
-    Imports the project's engines here, not at the top: they need the wheels ``main`` installs first."""
+    Runs on the clip's device: the acceptance run gives full-size networks and a CUDA clip, the tests tiny ones on
+    the CPU (no memory column, no TensorRT). Imports the project's engines here, not at the top: they need the
+    wheels ``main`` installs first.
+    """
     from vsrcompress.export import tensorrt_unavailable_reason
     from vsrcompress.metrics import unit_range_psnr
-    clip = torch.rand(1, FRAMES, 3, *LQ_SIZE, device='cuda')
-    nets = {name: net.cuda() for name, net in _variants().items()}
+    device, frames = clip.device, clip.shape[1]
+    nets = {name: net.to(device) for name, net in nets.items()}
     runners, peaks, outputs = {}, {}, {}
 
     def timed(key: str, forward: Callable[[], torch.Tensor]) -> Callable[[], None]:
         def run() -> None:
-            torch.cuda.reset_peak_memory_stats()
+            if device.type == 'cuda':
+                torch.cuda.reset_peak_memory_stats()
             with torch.inference_mode():
                 out = forward()
-            torch.cuda.synchronize()
-            peaks[key] = max(peaks.get(key, 0), torch.cuda.max_memory_allocated())
+            if device.type == 'cuda':
+                torch.cuda.synchronize()
+                peaks[key] = max(peaks.get(key, 0), torch.cuda.max_memory_allocated())
             if key not in outputs:  # the warm-up round: not timed
                 outputs[key] = out.float()
         return run
 
     def autocast(net: torch.nn.Module, fp16: bool) -> Callable[[], torch.Tensor]:
         def forward() -> torch.Tensor:
-            with torch.autocast('cuda', dtype=torch.float16, enabled=fp16):
+            with torch.autocast(device.type, dtype=torch.float16, enabled=fp16):
                 return net(clip)
         return forward
     for name, net in nets.items():
         for precision in ('fp32', 'fp16'):
             key = f'{name} torch {precision}'
             runners[key] = timed(key, autocast(net, precision == 'fp16'))
-    trt_reason = tensorrt_unavailable_reason()
+    trt_reason = tensorrt_unavailable_reason() if device.type == 'cuda' else f'TensorRT needs a CUDA clip, not {device}'
     builds = {}
     if trt_reason is None:
-        backends, builds = _tensorrt_engines(nets, folder, log)
+        backends, builds = _tensorrt_engines(nets, folder, tuple(clip.shape[-2:]), log)
         for key, backend in backends.items():
             runners[key] = timed(key, lambda backend=backend, lq=clip.to(backend.dtype): backend.run(lq))
     seconds = time_interleaved(runners, repeats, warmup=1, log=log)
@@ -201,11 +208,10 @@ def measure(repeats: int, folder: str, log: Callable[[str], None] = print) -> li
     for key, times in seconds.items():
         stats = best_and_median(times)
         reference = outputs[key.split(' torch ')[0].split(' tensorrt ')[0] + ' torch fp32']
-        rows.append({'variant': key, 'ms_per_frame': 1000 * stats['median'] / FRAMES,
-                     'fps': FRAMES / stats['median'], 'best_ms_per_frame': 1000 * stats['best'] / FRAMES,
-                     'torch_max_memory_allocated_mib': peaks[key] / 2 ** 20,
-                     'psnr_vs_torch_fp32_db': unit_range_psnr(reference.cpu().numpy(), outputs[key].cpu().numpy()),
-                     **builds.pop(key, {})})
+        memory = {'torch_max_memory_allocated_mib': peaks[key] / 2 ** 20} if key in peaks else {}
+        rows.append({'variant': key, 'ms_per_frame': 1000 * stats['median'] / frames,
+                     'fps': frames / stats['median'], 'best_ms_per_frame': 1000 * stats['best'] / frames, **memory,
+                     'psnr_vs_torch_fp32_db': unit_range_psnr(reference, outputs[key]), **builds.pop(key, {})})
     rows += [{'variant': key, 'note': f'not timed: {build["error"]}'} for key, build in builds.items()]
     if trt_reason:
         rows.append({'variant': 'tensorrt', 'note': f'not present: {trt_reason}'})
@@ -227,10 +233,10 @@ def markdown(report: dict) -> str:
         if 'note' in row:
             lines.append(f"| {row['variant']} | {row['note']} | | | | | |")
             continue
-        engine = [f"{row[k]:.0f}" if k in row else '-' for k in ('engine_device_memory_mib', 'build_seconds')]
-        lines.append(f"| {row['variant']} | {row['ms_per_frame']:.1f} | {row['fps']:.2f} | "
-                     f"{row['torch_max_memory_allocated_mib']:.0f} | {row['psnr_vs_torch_fp32_db']:.2f} | "
-                     f"{engine[0]} | {engine[1]} |")
+        memory, engine, build = (f"{row[k]:.0f}" if k in row else '-' for k in (
+            'torch_max_memory_allocated_mib', 'engine_device_memory_mib', 'build_seconds'))
+        lines.append(f"| {row['variant']} | {row['ms_per_frame']:.1f} | {row['fps']:.2f} | {memory} | "
+                     f"{row['psnr_vs_torch_fp32_db']:.2f} | {engine} | {build} |")
     return '\n'.join(lines) + '\n'
 
 
@@ -285,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     machine = machine_info()
     with tempfile.TemporaryDirectory() as folder:
-        rows = measure(args.repeats, folder)
+        rows = measure(_variants(), torch.rand(1, FRAMES, 3, *LQ_SIZE, device='cuda'), args.repeats, folder)
     report = {'machine': machine, 'repeats': args.repeats, 'rows': rows, 'seconds': time.perf_counter() - started}
     machine['load_average_after'] = load_average()
     os.makedirs(args.output_dir, exist_ok=True)

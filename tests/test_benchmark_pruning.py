@@ -23,6 +23,7 @@ def test_every_variant_is_timed_counted_and_saved(tmp_path):
     results = {r['arch']: r for r in saved['results']}
     machine = saved['meta']['machine']
     assert machine['threads'] == 1 and machine['load_average_after']
+    assert ', model ' in machine['cpu_model']  # family and model numbers: generations apart under one brand name
     assert machine_line(machine) in (tmp_path / 'speed.md').read_text()
     for arch, result in results.items():
         rows = {r['variant']: r for r in result['rows']}

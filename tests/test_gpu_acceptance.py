@@ -8,8 +8,9 @@ import torch
 from conftest import NARROW_WIDTHS, script_main
 
 from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
-from vsrcompress.bench.gpu_acceptance import (EXIT_NO_GPU, FRAMES, NO_DEPS_REQUIREMENTS, REQUIREMENTS, markdown,
-                                              measure, missing_requirements, plot, tensorrt_graphs, wheels_for)
+from vsrcompress.bench.gpu_acceptance import (EXIT_NO_GPU, FRAMES, NO_DEPS_REQUIREMENTS, REQUIREMENTS, install_offline,
+                                              markdown, measure, missing_requirements, plot, tensorrt_graphs,
+                                              wheels_for)
 from vsrcompress.bench.machine import machine_info, machine_line
 from vsrcompress.export import read_graph_spec
 from vsrcompress.export.onnx_check import compare_with_torch
@@ -33,6 +34,11 @@ def test_wheel_discovery_matches_names_and_pinned_versions(tmp_path):
                      'lmdb': str(tmp_path / 'lmdb-1.4.1.tar.gz')}
     assert absent == ['pytorch-quantization==2.1.3', 'onnx']  # 2.2.1 is not the pinned version
     assert wheels_for(['lmdb'], str(tmp_path / 'missing')) == ({}, ['lmdb'])
+
+
+def test_a_failed_offline_install_says_which_requirements_and_folder(tmp_path):
+    with pytest.raises(RuntimeError, match=r"pip could not install \['no-such-dist-vsrc==1.0'\] from .*wheels.*venv"):
+        install_offline([], ['no-such-dist-vsrc==1.0'], str(tmp_path / 'wheels'))
 
 
 def test_tensorrt_rows_are_built_from_an_fp16_graph_and_a_calibrated_qdq_graph(tmp_path):

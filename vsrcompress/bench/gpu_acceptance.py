@@ -84,12 +84,17 @@ def prepare_wheels(folder: str) -> None:
 
 
 def install_offline(no_deps: list[str], with_deps: list[str], wheel_dir: str) -> None:
-    """``pip install --no-index --find-links wheel_dir`` (no build isolation: nothing can be fetched)."""
+    """``pip install --no-index --find-links wheel_dir`` (no build isolation: nothing can be fetched).
+
+    Raises:
+        RuntimeError: pip failed (its own message is printed above), saying what to try.
+    """
     pip = [sys.executable, '-m', 'pip', 'install', '--no-index', '--find-links', wheel_dir, '--no-build-isolation']
-    if no_deps:
-        subprocess.run([*pip, '--no-deps', *no_deps], check=True)
-    if with_deps:
-        subprocess.run([*pip, *with_deps], check=True)
+    for options, requirements in ((['--no-deps'], no_deps), ([], with_deps)):
+        if requirements and subprocess.run([*pip, *options, *requirements]).returncode != 0:
+            raise RuntimeError(f'pip could not install {requirements} from {wheel_dir} (its message is above); if '
+                               f'this Python is externally managed, run in a venv made with '
+                               f'`python3 -m venv --system-site-packages` (it keeps this torch)')
     importlib.invalidate_caches()  # this process imports the new packages afterwards
     importlib.reload(vsrcompress)  # registers with the new basicsr (its compat patches first)
 
@@ -254,8 +259,8 @@ def plot(report: dict, path: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Returns 0 on success, EXIT_NO_GPU without a GPU, 1 when wheels are missing, the cuda tests fail or a
-    TensorRT engine fails to build (the table is written, with the error in that row)."""
+    """Returns 0 on success, EXIT_NO_GPU without a GPU, 1 when wheels are missing or do not install, the cuda
+    tests fail or a TensorRT engine fails to build (the table is written, with the error in that row)."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--wheels', help='folder of wheels prepared with --prepare-wheels, installed offline')
     parser.add_argument('--prepare-wheels', metavar='FOLDER',
@@ -276,7 +281,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f'missing and not in --wheels {args.wheels!r}: {absent}; prepare the folder with '
                   f'--prepare-wheels as docs/gpu.md says', file=sys.stderr)
             return 1
-        install_offline(no_deps, with_deps, args.wheels)
+        try:
+            install_offline(no_deps, with_deps, args.wheels)
+        except RuntimeError as err:
+            print(err, file=sys.stderr)
+            return 1
     reason = gpu_unavailable_reason()
     if reason:
         print(f'GPU acceptance not run: {reason}. Nothing was measured; no results written.', file=sys.stderr)

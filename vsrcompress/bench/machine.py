@@ -27,8 +27,13 @@ def _cpuinfo_field(name: str) -> str | None:
 
 
 def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), or what ``platform`` knows where that file is missing."""
-    return _cpuinfo_field('model name') or platform.processor() or platform.machine()
+    """The CPU's model name with its family and model numbers (``/proc/cpuinfo``), or what ``platform`` knows where
+    that file is missing. The numbers tell generations apart where a virtual machine names only the brand ("AMD
+    EPYC" is family 25 for Zen 3/4 and 26 for Zen 5, which runs AVX-512 at full width)."""
+    name, family, model = (_cpuinfo_field(field) for field in ('model name', 'cpu family', 'model'))
+    if name is None:
+        return platform.processor() or platform.machine()
+    return f'{name} (family {family}, model {model})' if family and model else name
 
 
 def cpu_flags() -> list[str]:

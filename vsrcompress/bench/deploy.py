@@ -36,7 +36,7 @@ from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
 from vsrcompress.bench.clips import moving_clip, write_clip
 from vsrcompress.bench.machine import load_average, machine_info, machine_line
 from vsrcompress.bench.timing import time_interleaved
-from vsrcompress.export import (export_onnx, integer_kernel_summary, ort_optimized_ops, qdq_coverage,
+from vsrcompress.export import (INPUT_NAME, export_onnx, integer_kernel_summary, ort_optimized_ops, qdq_coverage,
                                 quantizers_bypassed, read_footage_windows, read_int8_placement)
 from vsrcompress.inference import OnnxRuntimeBackend, TorchBackend, run_video_sr
 from vsrcompress.metrics import unit_range_psnr
@@ -346,6 +346,7 @@ def run(config: DeployConfig, log: Callable[[str], None] | None = print) -> dict
     old_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     window_frames = config.interval + 2 * config.overlap
+    machine = machine_info(config.threads)  # its load average is the one before the run
     loads = {}
     work = tempfile.mkdtemp(prefix='benchmark_deploy_')
     try:
@@ -381,7 +382,7 @@ def run(config: DeployConfig, log: Callable[[str], None] | None = print) -> dict
 
         runners = {'torch fp32': torch_fp32,
                    **{name: (lambda name=name, session=backends[name].session:
-                             outputs.__setitem__(name, session.run(None, {'lq': lq})[0])) for name in graphs}}
+                             outputs.__setitem__(name, session.run(None, {INPUT_NAME: lq})[0])) for name in graphs}}
         seconds = time_interleaved(runners, config.rounds, 1)
         loads['latency']['after'] = _load()
         latency = _latency_rows(seconds, outputs, window_frames, gt, log)
@@ -418,7 +419,6 @@ def run(config: DeployConfig, log: Callable[[str], None] | None = print) -> dict
         torch.set_num_threads(old_threads)
 
     spec = net.width_spec() if hasattr(net, 'width_spec') else {}
-    machine = machine_info(config.threads)
     machine['load_average_after'] = load_average()
     return _finite({
         'command': config.command,

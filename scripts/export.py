@@ -33,24 +33,32 @@ import os
 import sys
 
 import vsrcompress  # noqa: F401  (registers the archs with basicsr)
-from vsrcompress.cli import refuse_output_over_inputs
+from vsrcompress.cli import exit_with_error, refuse_output_over_inputs
 from vsrcompress.export import DEFAULT_FP32_ATOL, DEFAULT_INT8_MIN_PSNR, DYNAMIC_TRACE_SIZE, PRECISIONS
 from vsrcompress.export.cli_options import add_arch_arguments
-from vsrcompress.export.export_command import run_export
+from vsrcompress.export.export_command import run_export, written_files
 from vsrcompress.export.openvino_export import OPENVINO_GRAPH_PRECISIONS
 from vsrcompress.export.openvino_runtime import INFERENCE_PRECISIONS
 from vsrcompress.inference.frame_sink import check_writable_folder
+from vsrcompress.inference.stream_plan import DEFAULT_INTERVAL, DEFAULT_LOOKAHEAD, validate_streaming
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--checkpoint', required=True, help='vsrcompress checkpoint (dense, pruned, INT8) or official')
+    parser.add_argument('--checkpoint', required=True,
+                        help='vsrcompress checkpoint (dense, pruned, INT8) or official BasicSR checkpoint '
+                             '(with --arch)')
     parser.add_argument('--output', required=True, help='ONNX file to write (.xml with --format openvino)')
     parser.add_argument('--format', choices=('onnx', 'openvino'), default='onnx',
                         help='onnx (default) or openvino: an OpenVINO IR (.xml + .bin) for Intel/AMD CPUs')
     parser.add_argument('--inference-precision', choices=INFERENCE_PRECISIONS,
                         help='--format openvino (required): f32 or bf16, what OpenVINO runs the float layers in')
-    parser.add_argument('--frames', type=int, required=True, help='window length T (interval + 2 * overlap)')
+    parser.add_argument('--interval', type=int, help=f'stateful graph (the default): frames delivered per call '
+                                                     f'(default {DEFAULT_INTERVAL})')
+    parser.add_argument('--lookahead', type=int, help=f'stateful graph: frames after them for the backward branch '
+                                                      f'(default {DEFAULT_LOOKAHEAD})')
+    parser.add_argument('--frames', type=int, help='windowed graph instead: window length T (interval + 2 * overlap '
+                                                   'of infer_video --windowed); every call from zero state')
     parser.add_argument('--height', type=int, help='LR input height (the fixed size; trace/check size if --dynamic)')
     parser.add_argument('--width', type=int, help='LR input width')
     parser.add_argument('--dynamic', action='store_true', help='dynamic height/width axes')
@@ -78,6 +86,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--report', help='write what was exported and measured as JSON')
     add_arch_arguments(parser)
     args = parser.parse_args(argv)
+    if args.frames is not None:
+        if args.interval is not None or args.lookahead is not None:
+            parser.error('--frames makes a windowed graph, --interval/--lookahead a stateful one: give one of them')
+    else:
+        args.interval = DEFAULT_INTERVAL if args.interval is None else args.interval
+        args.lookahead = DEFAULT_LOOKAHEAD if args.lookahead is None else args.lookahead
+        try:
+            validate_streaming(args.interval, args.lookahead)
+        except ValueError as err:
+            parser.error(str(err))
+        args.frames = args.interval + args.lookahead
     if args.fp16 and args.precision not in (None, 'fp16'):
         parser.error(f'--fp16 contradicts --precision {args.precision}')
     args.precision = 'fp16' if args.fp16 else args.precision or 'fp32'
@@ -106,15 +125,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error('--height and --width are required unless --dynamic')
         args.height = args.height or DYNAMIC_TRACE_SIZE
         args.width = args.width or DYNAMIC_TRACE_SIZE
-    stem = os.path.splitext(args.output)[0]
-    outputs = [args.output, args.report, stem + '.engine' if args.trt else None,
-               stem + '.bin' if args.format == 'openvino' else None]
     try:
-        refuse_output_over_inputs(outputs, [args.checkpoint], '--output/--report', '--checkpoint')
+        written = written_files(args)
+        refuse_output_over_inputs([path for path, _ in written], [args.checkpoint], [flag for _, flag in written],
+                                  '--checkpoint')
         if args.report:  # checked now, not after minutes of exporting
             check_writable_folder(args.report)
     except ValueError as err:
-        parser.error(str(err))
+        exit_with_error(err)
     return args
 
 
@@ -128,3 +146,6 @@ if __name__ == '__main__':
     except (ValueError, KeyError, FileNotFoundError) as err:
         print(f'error: {err}', file=sys.stderr)
         sys.exit(2)
+    except OSError as err:  # a failed write (full disk): the exporters left nothing partial
+        print(f'error: {err}', file=sys.stderr)
+        sys.exit(1)

@@ -2,34 +2,42 @@
 
 Usage::
 
-    python scripts/infer_video.py --input clip.mp4 --output clip_sr.mp4 --checkpoint pruned.pth --interval 5 --overlap 2
-    python scripts/infer_video.py --input frames/ --output sr_frames --onnx basicvsr_t9.onnx --overlap 2
-    python scripts/infer_video.py --input rtsp://camera/stream --output live_sr.mp4 --engine basicvsr_t9.engine \\
-        --backend tensorrt --device cuda --overlap 2 --report run.json
+    python scripts/infer_video.py --input clip.mp4 --output clip_sr.mp4 --checkpoint pruned.pth --interval 5 \\
+        --lookahead 2
+    python scripts/infer_video.py --input frames/ --output sr_frames --onnx basicvsr_i5_l2.onnx
+    python scripts/infer_video.py --input rtsp://camera/stream --output live_sr.mp4 --engine basicvsr_i5_l2.engine \\
+        --backend tensorrt --device cuda --report run.json
     python scripts/infer_video.py --input cam1.mp4 cam2.mp4 cam3.mp4 --output sr1.mp4 sr2.mp4 sr3.mp4 \\
-        --openvino basicvsr_t9.xml --overlap 2 --report cams.json
+        --openvino basicvsr_i5_l2.xml --report cams.json
+    python scripts/infer_video.py --input clip.mp4 --output clip_sr.mp4 --onnx basicvsr_t9.onnx --windowed --overlap 2
 
-Several inputs take one output each; the OpenVINO backend then serves them concurrently (asynchronous requests
-in throughput mode, one per input), the others one after another. The OpenVINO backend runs in the inference
-precision recorded in the IR (``f32``/``bf16``) unless ``--inference-precision`` says otherwise; the report
-records it.
+Stateful streaming (the default): each model call delivers ``--interval`` frames and reads ``--lookahead`` more for
+the backward branch; the forward state is carried from call to call, so nothing is computed twice by the forward
+branch and the tail. Graphs exported with ``--interval I --lookahead L`` take exactly those (the defaults here);
+PyTorch takes any (default 5 and 2). ``--windowed`` runs today's windows instead: every call from zero state on
+``interval + 2 * overlap`` frames, the overlap computed and discarded (graphs exported with ``--frames T``).
 
-Each model call sees ``interval + 2 * overlap`` frames and keeps the middle ``interval``; ONNX graphs and
-TensorRT engines take exactly the T they were exported for, so by default ``--interval`` is T - 2 * overlap.
-An interrupted run leaves ``<output stem>.partial<ext>`` (playable) or nothing, never a file under --output.
+Several inputs take one output each and run concurrently, each with its own state (OpenVINO: one asynchronous
+request per input in throughput mode). The OpenVINO backend runs in the inference precision recorded in the IR
+(``f32``/``bf16``) unless ``--inference-precision`` says otherwise; the report records it.
+An interrupted run leaves ``<output stem>.partial<ext>`` (playable; ``.partial-2`` where that name is an input,
+a model file or another output) or nothing, never a file under --output.
 """
 import argparse
 import sys
 
 import vsrcompress  # noqa: F401  (registers the archs with basicsr)
-from vsrcompress.cli import refuse_output_over_inputs
+from vsrcompress.cli import exit_with_error, refuse_output_over_inputs
 from vsrcompress.checkpoint import load_network
 from vsrcompress.export.cli_options import add_arch_arguments, network_options
 from vsrcompress.export.openvino_runtime import INFERENCE_PRECISIONS
 from vsrcompress.inference import BACKENDS, DEVICES, make_backend, run_video_sr, validate_chunking
 from vsrcompress.inference.multi_stream import run_many_video_sr
+from vsrcompress.inference.stream_plan import (DEFAULT_INTERVAL, DEFAULT_LOOKAHEAD, DEFAULT_WINDOWED_INTERVAL,
+                                               validate_streaming)
+from vsrcompress.model_files import model_files
 
-DEFAULT_TORCH_INTERVAL = 15
+DEFAULT_OVERLAP = 2
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -48,9 +56,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--fp16', action='store_true', help='torch backend on cuda: FP16 autocast')
     parser.add_argument('--inference-precision', choices=INFERENCE_PRECISIONS,
                         help='openvino backend: f32 or bf16 for the float layers (default: the one the IR records)')
-    parser.add_argument('--interval', type=int, help=f'frames kept per model call (default: the graph\'s T - 2 * '
-                                                     f'overlap; {DEFAULT_TORCH_INTERVAL} for torch)')
-    parser.add_argument('--overlap', type=int, default=2, help='context frames each side, computed and discarded')
+    parser.add_argument('--interval', type=int, help=f'frames delivered per model call (default: the graph\'s; '
+                                                     f'{DEFAULT_INTERVAL} for torch; --windowed: T - 2 * overlap, '
+                                                     f'{DEFAULT_WINDOWED_INTERVAL} for torch)')
+    parser.add_argument('--lookahead', type=int, help='frames after the delivered ones that the backward branch reads '
+                                                      f'(default: the graph\'s; {DEFAULT_LOOKAHEAD} for torch)')
+    parser.add_argument('--windowed', action='store_true',
+                        help='windowed mode: every call from zero state, --overlap frames each side computed and '
+                             'discarded (graphs exported with --frames)')
+    parser.add_argument('--overlap', type=int, help=f'--windowed: context frames each side (default {DEFAULT_OVERLAP})')
     parser.add_argument('--fps', type=float, help='output frame rate (default: the input\'s; 25 for folders)')
     parser.add_argument('--fourcc', help='video codec (default: mp4v for .mp4, MJPG for .avi/.mkv)')
     parser.add_argument('--report', help='write the timing/memory report as JSON')
@@ -68,42 +82,47 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                            'tensorrt': '--engine'}[args.backend])
     if args.inference_precision and args.backend != 'openvino':
         parser.error('--inference-precision applies to the openvino backend (--openvino) only')
+    if args.windowed:
+        if args.lookahead is not None:
+            parser.error('--lookahead applies to stateful streaming; --windowed uses --overlap')
+        args.overlap = DEFAULT_OVERLAP if args.overlap is None else args.overlap
+    elif args.overlap is not None:
+        parser.error('--overlap applies to --windowed mode (stateful streaming, the default, uses --lookahead)')
     if len(args.input) != len(args.output):
         parser.error(f'--output: {len(args.input)} inputs need {len(args.input)} outputs (one per input, in order), '
                      f'got {len(args.output)}')
+    model_flag, model = {'torch': ('--checkpoint', args.checkpoint), 'onnxruntime': ('--onnx', args.onnx),
+                         'openvino': ('--openvino', args.openvino), 'tensorrt': ('--engine', args.engine)}[args.backend]
+    args.model_files = model_files(model)  # with the IR's .bin, the ONNX external data, the engine's .json
+    input_flags = ['--input'] * len(args.input) + [model_flag] + [f'{model_flag} file'] * (len(args.model_files) - 1)
     try:
-        refuse_output_over_inputs([*args.output, args.report],
-                                  [*args.input, args.checkpoint, args.onnx, args.engine, args.openvino],
-                                  '--output/--report', '--input/model file')
+        refuse_output_over_inputs([*args.output, args.report], [*args.input, *args.model_files],
+                                  ['--output'] * len(args.output) + ['--report'], input_flags)
     except ValueError as err:
-        parser.error(str(err))
+        exit_with_error(err)
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     net = None
-    if args.backend == 'torch':
-        if args.interval is not None:  # check chunking before loading anything
+    if args.backend == 'torch':  # check the streaming flags before loading anything
+        if args.windowed and args.interval is not None:
             validate_chunking(args.interval, args.overlap)
+        elif not args.windowed:
+            validate_streaming(DEFAULT_INTERVAL if args.interval is None else args.interval,
+                               DEFAULT_LOOKAHEAD if args.lookahead is None else args.lookahead)
         net = load_network(args.checkpoint, network_options(args.arch, args.arch_opt), args.param_key).net
     backend = make_backend(args.backend, args.device, net=net, onnx_path=args.onnx, engine_path=args.engine,
                            fp16=args.fp16, openvino_path=args.openvino, inference_precision=args.inference_precision,
                            openvino_mode='throughput' if len(args.input) > 1 else 'latency')
-    interval = args.interval
-    if interval is None:
-        window = backend.window_frames
-        interval = DEFAULT_TORCH_INTERVAL if window is None else window - 2 * args.overlap
-        if interval < 2:
-            raise ValueError(f'overlap: the model takes {window}-frame windows; --overlap {args.overlap} '
-                             f'leaves {interval} output frames per call. Use --overlap at most '
-                             f'{(window - 2) // 2}, or export with more --frames.')
+    streaming = {'interval': args.interval, 'overlap': args.overlap, 'lookahead': args.lookahead,
+                 'report_path': args.report, 'fps': args.fps, 'fourcc': args.fourcc,
+                 'allow_truncated': args.allow_truncated, 'protected': args.model_files}
     if len(args.input) > 1:
-        run_many_video_sr(args.input, args.output, backend, interval, args.overlap, report_path=args.report,
-                          fps=args.fps, fourcc=args.fourcc, allow_truncated=args.allow_truncated)
+        run_many_video_sr(args.input, args.output, backend, **streaming)
         return 0
-    run_video_sr(args.input[0], args.output[0], backend, interval, args.overlap, report_path=args.report,
-                 fps=args.fps, fourcc=args.fourcc, progress=not args.no_progress, allow_truncated=args.allow_truncated)
+    run_video_sr(args.input[0], args.output[0], backend, progress=not args.no_progress, **streaming)
     return 0
 
 

@@ -24,7 +24,7 @@ import os
 import sys
 
 import vsrcompress  # noqa: F401  (registers the archs with basicsr)
-from vsrcompress.cli import refuse_output_over_inputs
+from vsrcompress.cli import exit_with_error, refuse_output_over_inputs
 from vsrcompress.export import MIN_SIZE
 from vsrcompress.export.cli_options import add_arch_arguments, network_options
 from vsrcompress.report import (LATENCY_BACKENDS, OFFICIAL_MODELS, measure_complexity, model_entry,
@@ -78,10 +78,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.psnr_db[model] = db
     try:
         args.network_opt = network_options(args.arch, args.arch_opt)
+    except ValueError as err:
+        parser.error(str(err))
+    try:
         refuse_output_over_inputs([f'{args.output}.{ext}' for ext in ('json', 'md', 'png')], args.models,
                                   '--output', '--models')
     except ValueError as err:
-        parser.error(str(err))
+        exit_with_error(err)
     return args
 
 

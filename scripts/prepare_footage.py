@@ -2,7 +2,7 @@
 """Turn your footage (video files or folders of frames) into a BasicSR training set for vsrcompress.
 
 Example:
-    python scripts/prepare_footage.py --input cam1.mp4 cam2.mp4 frames_cam3/ --output datasets/footage \
+    python scripts/prepare_footage.py --input cam1.mp4 cam2.mp4 frames_cam3/ --output datasets/footage \\
         --scale 4 --clip-length 30 --val-inputs cam2.mp4 --resize 960 0 --jpeg-quality 60 90 --noise-sigma 0 3 --lmdb
 
 Writes DIR/{train,val}/{GT,LQ}/<clip>/00000000.png, DIR/meta_info_{train,val}.txt, DIR/footage.json (every
@@ -16,7 +16,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run from a clean checkout
 
 from vsrcompress.footage import DegradationConfig, prepare_footage  # noqa: E402  (also registers basicsr parts)
-from vsrcompress.cli import refuse_output_over_inputs  # noqa: E402
 from vsrcompress.footage.degradations import VIDEO_CODECS  # noqa: E402
 
 
@@ -61,7 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        refuse_output_over_inputs([args.output], args.input, output_is_folder=True)
         degradation = DegradationConfig(blur_sigma=range_arg(args.blur_sigma, '--blur-sigma', parser),
                                         noise_sigma=range_arg(args.noise_sigma, '--noise-sigma', parser),
                                         jpeg_quality=range_arg(args.jpeg_quality, '--jpeg-quality', parser),

@@ -54,7 +54,7 @@ def test_dense_training_then_infer_video_fp16_and_export(tiny_footage, dense16_c
     infer = script_main('infer_video')
     report = str(tmp_path / 'run.json')
     assert infer(['--input', clip, '--output', str(tmp_path / 'sr.mp4'), '--checkpoint', ckpt, '--device', 'cuda',
-                  '--fp16', '--interval', '2', '--overlap', '1', '--report', report, '--no-progress']) == 0
+                  '--fp16', '--interval', '2', '--lookahead', '1', '--report', report, '--no-progress']) == 0
     assert json.load(open(report))['backend'] == 'torch'
     export = script_main('export')
     assert export(['--checkpoint', ckpt, '--output', str(tmp_path / 'net.onnx'), '--frames', '3', '--height', '40',

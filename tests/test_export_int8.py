@@ -315,7 +315,7 @@ def test_infer_video_runs_int8_graph_and_int8_checkpoint(int8, ort_graph, tmp_pa
     for name, model in (('onnx', ['--onnx', ort_graph]), ('torch', ['--checkpoint', ckpt, '--interval', '3'])):
         report = str(tmp_path / f'{name}.json')
         code = script_main('infer_video')(['--input', str(folder), '--output', str(tmp_path / name), *model,
-                                             '--overlap', '0', '--report', report, '--no-progress'])
+                                             '--windowed', '--overlap', '0', '--report', report, '--no-progress'])
         assert code == 0
         written = sorted(os.listdir(tmp_path / name))
         assert len(written) == 5

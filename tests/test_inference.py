@@ -246,9 +246,20 @@ def test_infer_video_script(tmp_path, net, clip_path, capsys):
     main = script_main('infer_video')
     report = str(tmp_path / 'run.json')
     assert main(['--input', clip_path, '--output', str(tmp_path / 'sr.mp4'), '--checkpoint', ckpt, '--interval', '2',
-                 '--overlap', '1', '--report', report, '--no-progress']) == 0
-    assert 'fps' in capsys.readouterr().out
-    assert len(read_video(str(tmp_path / 'sr.mp4'))) == 3 and json.load(open(report))['backend'] == 'torch'
+                 '--lookahead', '1', '--report', report, '--no-progress']) == 0
+    out = capsys.readouterr().out
+    assert 'fps' in out and 'stateful (interval 2, lookahead 1)' in out
+    saved = json.load(open(report))
+    assert len(read_video(str(tmp_path / 'sr.mp4'))) == 3 and saved['backend'] == 'torch'
+    assert saved['mode'] == 'stateful' and saved['lookahead'] == 1 and 'overlap' not in saved
     with pytest.raises(ValueError, match='overlap: must be an integer'):
         main(['--input', clip_path, '--output', str(tmp_path / 'x.mp4'), '--checkpoint', ckpt, '--interval', '2',
-              '--overlap', '2'])
+              '--windowed', '--overlap', '2'])
+    with pytest.raises(ValueError, match='lookahead: must be an integer >= 0'):
+        main(['--input', clip_path, '--output', str(tmp_path / 'x.mp4'), '--checkpoint', ckpt, '--lookahead', '-1'])
+    for argv, message in ((['--overlap', '1'], '--overlap applies to --windowed mode'),
+                          (['--windowed', '--lookahead', '1'], '--lookahead applies to stateful streaming')):
+        with pytest.raises(SystemExit):
+            main(['--input', clip_path, '--output', str(tmp_path / 'x.mp4'), '--checkpoint', ckpt, *argv])
+        assert message in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / 'x.mp4')

@@ -32,7 +32,7 @@ def tiny_recipe(footage: str, stages: list[str], total_iter: int = 4) -> dict:
         'prune': {'pruning': {'ratio': 0.5, 'reference_size': [64, 64], 'round_to': 2, 'min_width': 2, 'steps': 1},
                   'train': {'distill_opt': DISTILL}},
         'qat': {'quantization': {'calib_batches': 2, 'ptq_val_clips': 1}, 'train': {'distill_opt': DISTILL}},
-        'export': {'frames': 3, 'height': 64, 'width': 64},
+        'export': {'interval': 2, 'lookahead': 1, 'height': 64, 'width': 64},
         'report': {'input_size': [64, 64], 'frames': 3, 'repeats': 1, 'memory': False},
     }
     return opt
@@ -104,8 +104,17 @@ def test_recipe_runs_every_stage_and_resumes_inside_each(tiny_footage, tmp_path)
     assert set(deployed) == {'pruned', 'pruned INT8'} and deployed['pruned INT8']['graph'] == 'int8-trt'
     assert abs(deployed['pruned']['psnr_minus_pytorch']) < 0.01
     assert abs(deployed['pruned INT8']['psnr_minus_pytorch']) < 0.5
-    # header + 4 rows, then the OpenVINO quality table: header + 2 rows
-    assert page.count('\n| ') == 8 and '![per-frame PSNR](per_frame_psnr.png)' in page
+    # header + 4 rows, the OpenVINO quality table: header + 2 rows, the streaming table: header + 3 networks x 2
+    # modes in PyTorch + the 3 stateful OpenVINO IRs
+    assert page.count('\n| ') == 18 and '![per-frame PSNR](per_frame_psnr.png)' in page
+    streaming = report['streaming']
+    assert [(r['engine'].split()[0], r['mode']) for r in streaming] == [('torch', 'stateful'), ('torch', 'windowed')] * 3 \
+        + [('openvino', 'stateful')] * 3
+    for row in streaming:  # 4 frames, interval 2: stateful computes the forward branch and tail once per frame
+        net = row['network_frames_per_output_frame']
+        assert row['frames'] == 4 and row['fps'] > 0 and row['end_to_end_latency']['p95_ms'] > 0
+        assert (net['forward_and_tail'] == 1.0) if row['mode'] == 'stateful' else (net['forward_and_tail'] > 1.0)
+    assert '## Streaming: delivered frames' in page
     assert '- pruned: the `prune` stage' in page and 'ratio: 0.5' in page and '% of the dense MACs' in page
     assert 'every quantizable convolution is INT8' in page and 'bound by per-layer overhead' in page
     for png in ('per_frame_psnr.png', 'complexity.png'):
@@ -176,3 +185,4 @@ def test_a_failing_stage_shows_the_end_of_its_console(tiny_footage, tmp_path):
     assert 'recipe: the last lines of experiments/tiny_recipe/logs/teacher.console.log' in out
     assert 'broken.pth' in out.split('recipe: the last lines of')[1]  # the child's own error, shown
     assert 'error: recipe: stage teacher failed' in out
+    assert 'nothing of this stage was saved' in out and '--auto_resume' not in out.split('stage teacher failed')[1]

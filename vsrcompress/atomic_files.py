@@ -104,3 +104,13 @@ def write_benchmark_result(base: str, result: dict, markdown: str, plot: Callabl
     plot(result, base + '.png')
     print('\n' + markdown)
     print(f'wrote {base}.json, {base}.md, {base}.png')
+
+
+def write_failure(path: str, err: BaseException, what: str = 'output') -> OSError:
+    """The one-line OSError for a write of ``path`` that failed with ``err`` (a full disk, a read-only folder).
+
+    Exporters raise it (``from err``) so a command prints which file could not be written and why, not a traceback
+    from deep inside torch, onnx or OpenVINO.
+    """
+    reason = getattr(err, 'strerror', None) or (str(err).splitlines() or [type(err).__name__])[0]
+    return OSError(f'{what}: cannot write {path} (disk full or not writable?): {reason}')

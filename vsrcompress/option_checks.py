@@ -7,6 +7,7 @@ a traceback, or is silently ignored (``train.fix_flwo``). Each problem is one ``
 what is allowed. The engines' own parsers (pruning, quantization, feature distillation) do the detailed checks of
 their sections; this module only calls them. The keys are listed in docs/options.md.
 """
+import difflib
 import inspect
 import os
 from collections.abc import Mapping
@@ -28,6 +29,8 @@ FOOTAGE_DATASET_KEYS = ('type', 'name', 'dataroot_gt', 'dataroot_lq', 'meta_info
                         'gt_size', 'interval_list', 'random_reverse', 'use_hflip', 'use_rot')
 LOADER_KEYS = ('phase', 'scale', 'batch_size_per_gpu', 'num_worker_per_gpu', 'dataset_enlarge_ratio', 'use_shuffle',
                'prefetch_mode', 'num_prefetch_queue', 'pin_memory', 'persistent_workers')
+# basicsr 1.4.2's BaseModel.setup_schedulers: any other train.scheduler.type fails when the model is built
+SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
 QAT_MODEL_KEYS = ('ptq_val_clips',)  # read by QATVSRModel, not by the quantization engine
 PRUNING_MODEL_KEYS = ('step_interval',)  # read by PruningVSRModel, not by the pruning engine
 
@@ -56,6 +59,7 @@ def check_options(opt: Mapping, is_train: bool = True, check_files: bool = True)
         check_files: Check that dataroots, meta info files and checkpoints given as paths exist.
     """
     try:
+        check_registered_types(opt, is_train)
         _check_network(opt, 'network_g', check_files)
         _check_network(opt, 'network_teacher', check_files)
         _check_datasets(opt, check_files)
@@ -96,6 +100,72 @@ def parse_quantization_section(section: Mapping | None) -> tuple:
     return QuantConfig.from_dict(section, ignore=QAT_MODEL_KEYS), ptq_val_clips
 
 
+def check_registered_types(opt: Mapping, is_train: bool = True) -> None:
+    """Raise ``OptionError`` for a missing ``type`` or one basicsr's registries do not hold (naming the close
+    matches): BasicSR would find it only after making the experiment folders, with a long traceback.
+
+    Checked: ``model_type``, ``network_g.type``, ``network_teacher.type``, ``datasets.<phase>.type``, the losses of
+    ``train`` (``pixel_opt``, ``perceptual_opt``, ``distill_opt``) and ``val.metrics.<name>.type``.
+    """
+    from basicsr.utils import registry
+    _check_type('model_type', opt.get('model_type'), registry.MODEL_REGISTRY)
+    for key in ('network_g', 'network_teacher'):
+        net = opt.get(key)
+        if net is None and key == 'network_teacher':
+            continue
+        if not isinstance(net, Mapping):
+            raise OptionError(f'{key}: expected a mapping with the arch `type` and its arguments, got {net!r}')
+        _check_type(f'{key}.type', net.get('type'), registry.ARCH_REGISTRY)
+    datasets = opt.get('datasets')
+    for phase, dataset in (datasets.items() if isinstance(datasets, Mapping) else ()):
+        if isinstance(dataset, Mapping):
+            _check_type(f'datasets.{phase}.type', dataset.get('type'), registry.DATASET_REGISTRY)
+    train = opt.get('train')
+    for key in ('pixel_opt', 'perceptual_opt', 'distill_opt') if is_train and isinstance(train, Mapping) else ():
+        loss = train.get(key)
+        if isinstance(loss, Mapping) and isinstance(loss.get('type'), str):  # else _check_train names the problem
+            _check_type(f'train.{key}.type', loss['type'], registry.LOSS_REGISTRY)
+    metrics = opt['val'].get('metrics') if isinstance(opt.get('val'), Mapping) else None
+    for name, metric in (metrics.items() if isinstance(metrics, Mapping) else ()):
+        if isinstance(metric, Mapping):
+            _check_type(f'val.metrics.{name}.type', metric.get('type'), registry.METRIC_REGISTRY)
+
+
+def _check_type(key: str, name: object, registry) -> None:
+    suffix = '_basicsr'  # basicsr registers a few names with it; its registry finds them without it
+    names = sorted({n[:-len(suffix)] if n.endswith(suffix) else n for n in registry.keys()})
+    if isinstance(name, str) and (name in registry or name + suffix in registry):
+        return
+    if name is None:
+        raise OptionError(f'{key}: missing; the {registry._name} to build, registered: {", ".join(names)}')
+    by_lower = {n.lower(): n for n in names}
+    close = [by_lower[n] for n in difflib.get_close_matches(str(name).lower(), by_lower, n=3, cutoff=0.6)]
+    hint = f'; did you mean {" or ".join(repr(n) for n in close)}?' if close else ''
+    raise OptionError(f'{key}: unknown {registry._name} type {name!r}{hint}; registered: {", ".join(names)}')
+
+
+def _check_scheduler(scheduler: Mapping, total_iter: int) -> None:
+    kind = scheduler.get('type')
+    if kind not in SCHEDULERS:
+        raise OptionError(f'train.scheduler.type: {kind!r} is not supported by basicsr 1.4.2; allowed: '
+                          f'{list(SCHEDULERS)}')
+    if kind != 'CosineAnnealingRestartLR':
+        return
+    periods = scheduler.get('periods')
+    if (not isinstance(periods, list) or not periods
+            or any(isinstance(p, bool) or not isinstance(p, int) or p < 1 for p in periods)):
+        raise OptionError(f'train.scheduler.periods: expected a list of iteration counts (integers >= 1), got '
+                          f'{periods!r}')
+    weights = scheduler.get('restart_weights', [1])
+    if not isinstance(weights, list) or len(weights) != len(periods):
+        raise OptionError(f'train.scheduler.restart_weights: expected one weight per period ({len(periods)} '
+                          f'periods), got {weights!r}')
+    if sum(periods) < total_iter:
+        raise OptionError(f'train.scheduler.periods: {periods} add up to {sum(periods)} iterations, fewer than '
+                          f'train.total_iter ({total_iter}); CosineAnnealingRestartLR has no learning rate after its '
+                          f'last period: make the periods add up to at least {total_iter}')
+
+
 def _check_train(train: object) -> None:
     if not isinstance(train, Mapping):
         raise OptionError(f'train: expected a mapping with at least total_iter, optim_g and scheduler, got {train!r}')
@@ -115,6 +185,12 @@ def _check_train(train: object) -> None:
         value = train.get(key)
         if value is not None and not (isinstance(value, Mapping) and isinstance(value.get('type'), str)):
             raise OptionError(f'train.{key}: expected a mapping with a `type` (and its arguments), got {value!r}')
+    from vsrcompress.models.recurrent_vsr_model import OPTIMIZERS
+    optim = train.get('optim_g')
+    if optim is not None and optim['type'] not in OPTIMIZERS:
+        raise OptionError(f"train.optim_g.type: {optim['type']!r} is not supported; allowed: {sorted(OPTIMIZERS)}")
+    if train.get('scheduler') is not None:
+        _check_scheduler(train['scheduler'], total)
     if train.get('feature_distill_opt') is not None:
         parse_feature_distill(train['feature_distill_opt'])
 

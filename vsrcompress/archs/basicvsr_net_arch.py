@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vsrcompress.checkpoint import load_checkpoint, load_state_strict, select_params
+from vsrcompress.streaming.step import stream_step
 
 SPYNET_LEVELS = 6
 SPYNET_WIDTHS = (32, 64, 32, 16)
@@ -185,13 +186,9 @@ class _RecurrentVSR(nn.Module):
         out = self.conv_last(self.lrelu(self.conv_hr(feat)))
         return out + F.interpolate(lq, scale_factor=self.scale, mode='bilinear', align_corners=False)
 
-    def get_flow(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b, n, c, h, w = x.size()
-        x_1 = x[:, :-1].reshape(-1, c, h, w)
-        x_2 = x[:, 1:].reshape(-1, c, h, w)
-        flows_backward = self.spynet(x_1, x_2).view(b, n - 1, 2, h, w)
-        flows_forward = self.spynet(x_2, x_1).view(b, n - 1, 2, h, w)
-        return flows_forward, flows_backward
+    def warp(self, feat: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        """``feat`` warped by ``flow`` (b, 2, h, w), as the propagation branches align their hidden states."""
+        return flow_warp(feat, flow.permute(0, 2, 3, 1))
 
     def width_spec(self) -> dict:
         """The width spec of this network as it is now (after pruning too), read off the layer shapes."""
@@ -238,26 +235,8 @@ class BasicVSRNet(_RecurrentVSR):
         return {**super().width_spec(), 'fusion': self.fusion.out_channels}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Super-resolve a clip (b, n, 3, h, w) -> (b, n, 3, h*scale, w*scale)."""
-        flows_forward, flows_backward = self.get_flow(x)
-        b, n, _, h, w = x.size()
-
-        out_l = []
-        feat_prop = x.new_zeros(b, self.backward_trunk.num_feat, h, w)
-        for i in range(n - 1, -1, -1):
-            if i < n - 1:
-                feat_prop = flow_warp(feat_prop, flows_backward[:, i].permute(0, 2, 3, 1))
-            feat_prop = self.backward_trunk(torch.cat([x[:, i], feat_prop], dim=1))
-            out_l.insert(0, feat_prop)
-
-        feat_prop = x.new_zeros(b, self.forward_trunk.num_feat, h, w)
-        for i in range(n):
-            if i > 0:
-                feat_prop = flow_warp(feat_prop, flows_forward[:, i - 1].permute(0, 2, 3, 1))
-            feat_prop = self.forward_trunk(torch.cat([x[:, i], feat_prop], dim=1))
-            out = self.lrelu(self.fusion(torch.cat([out_l[i], feat_prop], dim=1)))
-            out_l[i] = self.upsample(out, x[:, i])
-        return torch.stack(out_l, dim=1)
+        """Super-resolve a clip (b, n, 3, h, w) -> (b, n, 3, h*scale, w*scale): the whole sequence in one call."""
+        return stream_step(self, x, keep=int(x.shape[1]), ended=True).sr  # int: the tracer's sizes are tensors
 
 
 @ARCH_REGISTRY.register()
@@ -313,41 +292,10 @@ class IconVSRNet(_RecurrentVSR):
         x = F.pad(x.view(-1, c, h, w), [0, pad_w, 0, pad_h], mode='reflect')
         return x.view(n, t, c, h + pad_h, w + pad_w)
 
-    def get_keyframe_feature(self, x: torch.Tensor, keyframe_idx: list[int]) -> dict[int, torch.Tensor]:
-        p = self.temporal_padding
-        x = torch.cat([x[:, [2 * p - j for j in range(p)]], x, x[:, [-(p + 2 + j) for j in range(p)]]], dim=1)
-        return {i: self.edvr(x[:, i:i + 2 * p + 1].contiguous()) for i in keyframe_idx}
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Super-resolve a clip (b, n, 3, h, w) -> (b, n, 3, h*scale, w*scale); n >= 2*temporal_padding+1."""
-        b, n, _, h_input, w_input = x.size()
+        n = int(x.shape[1])
         if n < 2 * self.temporal_padding + 1:
             raise ValueError(f'IconVSR with temporal_padding={self.temporal_padding} needs at least '
                              f'{2 * self.temporal_padding + 1} frames, got {n}.')
-        x = self.pad_spatial(x)
-        h, w = x.shape[3:]
-        keyframe_idx = list(range(0, n, self.keyframe_stride))
-        if keyframe_idx[-1] != n - 1:
-            keyframe_idx.append(int(n) - 1)  # int: a traced frame count must not become a dict key
-        flows_forward, flows_backward = self.get_flow(x)
-        feats_keyframe = self.get_keyframe_feature(x, keyframe_idx)
-
-        out_l = []
-        feat_prop = x.new_zeros(b, self.backward_trunk.num_feat, h, w)
-        for i in range(n - 1, -1, -1):
-            if i < n - 1:
-                feat_prop = flow_warp(feat_prop, flows_backward[:, i].permute(0, 2, 3, 1))
-            if i in keyframe_idx:
-                feat_prop = self.backward_fusion(torch.cat([feat_prop, feats_keyframe[i]], dim=1))
-            feat_prop = self.backward_trunk(torch.cat([x[:, i], feat_prop], dim=1))
-            out_l.insert(0, feat_prop)
-
-        feat_prop = x.new_zeros(b, self.forward_trunk.num_feat, h, w)
-        for i in range(n):
-            if i > 0:
-                feat_prop = flow_warp(feat_prop, flows_forward[:, i - 1].permute(0, 2, 3, 1))
-            if i in keyframe_idx:
-                feat_prop = self.forward_fusion(torch.cat([feat_prop, feats_keyframe[i]], dim=1))
-            feat_prop = self.forward_trunk(torch.cat([x[:, i], out_l[i], feat_prop], dim=1))
-            out_l[i] = self.upsample(feat_prop, x[:, i])
-        return torch.stack(out_l, dim=1)[..., :self.scale * h_input, :self.scale * w_input]
+        return stream_step(self, x, keep=n, ended=True).sr

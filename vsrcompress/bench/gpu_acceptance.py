@@ -261,7 +261,7 @@ def plot(report: dict, path: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Returns 0 on success, EXIT_NO_GPU without a GPU, 1 when wheels are missing or do not install, the cuda
     tests fail or a TensorRT engine fails to build (the table is written, with the error in that row)."""
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])  # the first paragraph, whole
     parser.add_argument('--wheels', help='folder of wheels prepared with --prepare-wheels, installed offline')
     parser.add_argument('--prepare-wheels', metavar='FOLDER',
                         help='on an internet machine with the same Python and torch: fill FOLDER, then stop')

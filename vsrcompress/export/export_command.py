@@ -7,7 +7,8 @@ import os
 import sys
 from dataclasses import asdict
 
-from vsrcompress.atomic_files import write_text
+from vsrcompress.atomic_files import write_failure, write_text
+from vsrcompress.export.artifact_digest import file_checksums
 from vsrcompress.checkpoint import load_network
 from vsrcompress.export.cli_options import network_options
 from vsrcompress.export.footage_windows import read_footage_windows
@@ -17,6 +18,7 @@ from vsrcompress.export.openvino_check import export_checked_openvino
 from vsrcompress.export.openvino_runtime import check_inference_precision
 from vsrcompress.export.qdq_summary import integer_kernel_summary, ort_optimized_ops, qdq_coverage
 from vsrcompress.export.tensorrt_build import build_tensorrt_engine, tensorrt_unavailable_reason
+from vsrcompress.model_files import engine_spec, openvino_weights
 from vsrcompress.quantization import QuantConfig
 from vsrcompress.quantization.output_ranges import calibrate_output_ranges
 
@@ -52,10 +54,10 @@ def run_export(args: argparse.Namespace) -> int:
         return _export_openvino(args, net, ranges, windows)
     spec = export_onnx(net, args.output, args.frames, args.height, args.width, dynamic=args.dynamic,
                        precision=args.precision, opset=args.opset, conv_output_range=ranges,
-                       float_output_layers=args.float_output)
+                       float_output_layers=args.float_output, interval=args.interval)
     size = 'dynamic' if spec.dynamic else f'{spec.width}x{spec.height}'
-    print(f'wrote {args.output}: {spec.arch} x{spec.scale}, {spec.frames} frames, {size}, {spec.precision}, '
-          f'opset {spec.opset}')
+    print(f'wrote {args.output}: {spec.arch} x{spec.scale}, {_calls(spec.frames, spec.stream)}, {size}, '
+          f'{spec.precision}, opset {spec.opset}')
     report = {'checkpoint': args.checkpoint, 'onnx': args.output, 'graph': asdict(spec), 'checks': []}
     if int8:
         report['int8'] = _int8_summary(args.output)
@@ -80,9 +82,30 @@ def run_export(args: argparse.Namespace) -> int:
                                            opt_height=args.trt_opt_height, opt_width=args.trt_opt_width)
             print(f'wrote TensorRT engine {engine}')
             report['tensorrt'] = {'built': True, 'engine': engine}
+    built = report.get('tensorrt', {}).get('engine')
+    report['sha256'] = file_checksums([args.output, *([built, engine_spec(built)] if built else [])])
     if args.report:
-        write_text(args.report, json.dumps(report, indent=2, default=str))
+        _write_report(args.report, report, list(report['sha256']))
     return 0
+
+
+def written_files(args: argparse.Namespace) -> list[tuple[str | None, str]]:
+    """(path, what it is) of every file ``run_export`` may write (``None`` where a flag was not given): the graph or
+    IR (with its ``.bin``), the TensorRT engine (with its ``.json``), where a failed check moves the graph, the
+    report. ``scripts/export.py`` refuses any two of them that are one file, and any of them that is an input."""
+    stem = os.path.splitext(args.output)[0]
+    moved = '--output (moved there by a failed check)'
+    if args.format == 'openvino':
+        files = [(args.output, '--output'), (openvino_weights(args.output), "--output's weights")]
+        if args.check:
+            files += [(stem + '.mismatch.xml', moved), (stem + '.mismatch.bin', moved)]
+    else:
+        engine = stem + '.engine' if args.trt else None
+        files = [(args.output, '--output'), (engine, '--trt engine'),
+                 (engine and engine_spec(engine), "--trt engine's .json")]
+        if args.check:
+            files.append((args.output + '.mismatch', moved))
+    return [*files, (args.report, '--report')]
 
 
 def _export_openvino(args: argparse.Namespace, net, ranges, windows: list[dict]) -> int:
@@ -91,21 +114,41 @@ def _export_openvino(args: argparse.Namespace, net, ranges, windows: list[dict])
     try:
         record = export_checked_openvino(net, args.output, args.frames, args.height, args.width,
                                          args.inference_precision, args.precision, args.dynamic, ranges,
-                                         args.float_output, args.check, clips, args.atol, args.min_int8_psnr)
+                                         args.float_output, args.check, clips, args.atol, args.min_int8_psnr,
+                                         interval=args.interval)
     except OnnxMismatchError as err:
         print(f'error: {err}\nThe IR was moved to {args.output[:-4]}.mismatch.xml/.bin.', file=sys.stderr)
         return 1
     spec = record['graph']
     size = 'dynamic' if spec['height'] is None else f'{spec["width"]}x{spec["height"]}'
-    print(f'wrote {args.output} (+ .bin): {spec["arch"]} x{spec["scale"]}, {spec["frames"]} frames, {size}, '
-          f'{spec["precision"]} graph, OpenVINO inference precision {args.inference_precision}; convolutions by '
+    print(f'wrote {args.output} (+ .bin): {spec["arch"]} x{spec["scale"]}, {_calls(spec["frames"], spec["stream"])}, '
+          f'{size}, {spec["precision"]} graph, OpenVINO inference precision {args.inference_precision}; convolutions by '
           f'runtime precision: {record["kernels"]["convolutions_by_precision"]}')
     if record['checks']:
         _print_checks(record['checks'], 'OV', 'fake-quantized PyTorch' if args.precision in INT8_PRECISIONS
                       else 'PyTorch FP32', clips is not None)
     if args.report:
-        write_text(args.report, json.dumps({'checkpoint': args.checkpoint, **record}, indent=2, default=str))
+        _write_report(args.report, {'checkpoint': args.checkpoint, **record}, list(record['sha256']))
     return 0
+
+
+def _write_report(path: str, report: dict, published: list[str]) -> None:
+    """Write the JSON report; if it cannot be written, remove what the export published (a failed run leaves no
+    output, as ``infer_video`` does) and raise one OSError saying both."""
+    try:
+        write_text(path, json.dumps(report, indent=2, default=str))
+    except OSError as err:
+        for output in published:
+            if os.path.exists(output):
+                os.remove(output)
+        raise OSError(f'{write_failure(path, err, "report")}; removed what this export wrote '
+                      f'({", ".join(published)}): a failed run publishes nothing.') from err
+
+
+def _calls(frames: int, stream: dict | None) -> str:
+    if stream is None:
+        return f'windowed, {frames} frames'
+    return f'stateful, interval {stream["interval"]} + lookahead {stream["lookahead"]}'
 
 
 def _print_checks(checks: list[dict], engine: str, against: str, footage: bool) -> None:

@@ -18,10 +18,13 @@ quantized network (an INT8 checkpoint loaded with ``load_int8_checkpoint``), bot
 A quantized network exported as ``fp32``/``fp16`` gives the float graph of its (dequantized) weights.
 """
 import contextlib
+import dataclasses
 import json
 import os
+import types
+import typing
 import warnings
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import onnx
@@ -29,13 +32,17 @@ import torch
 from torch import nn
 
 from vsrcompress.archs.basicvsr_net_arch import IconVSRNet
-from vsrcompress.atomic_files import make_temporary, write_atomic
+from vsrcompress.atomic_files import make_temporary, write_atomic, write_failure
+from vsrcompress.export.artifact_digest import stamp_onnx, verify_onnx
 from vsrcompress.export.deform_conv_symbolic import DEFORM_CONV_OPSET, deform_conv_symbolic
 from vsrcompress.export.fp16_graph import convert_graph_to_fp16
 from vsrcompress.export.int8_network import conv_int8_table, quantizers_bypassed, require_int8_network
 from vsrcompress.export.ort_int8_graph import place_ort_int8_qdq
+from vsrcompress.export.stateful_graph import (STATE_OUTPUTS, StreamContract, example_call, stateful_forward,
+                                               stream_contract)
 from vsrcompress.quantization.onnx_mode import qdq_export_mode
 from vsrcompress.quantization.quantizers import is_quantized
+from vsrcompress.streaming.state import STATE_NAMES
 
 PRECISIONS = ('fp32', 'fp16', 'int8-trt', 'int8-ort')
 INT8_PRECISIONS = ('int8-trt', 'int8-ort')
@@ -61,16 +68,28 @@ class OnnxGraphSpec:
     precision: str
     arch: str
     opset: int
+    stream: dict | None = None  # a stateful graph's ``StreamContract`` as a dict; None: a windowed graph
 
     @property
     def dynamic(self) -> bool:
         return self.height is None
 
+    @property
+    def contract(self) -> StreamContract | None:
+        """What a stateful graph takes per call; None for a windowed graph (no state: windows of ``frames``)."""
+        return None if self.stream is None else StreamContract.from_dict(self.stream)
+
 
 def read_graph_spec(model: str | onnx.ModelProto) -> OnnxGraphSpec:
-    """The ``OnnxGraphSpec`` stored in a graph written by ``export_onnx``."""
-    source = model if isinstance(model, str) else 'the ONNX model'
-    if isinstance(model, str):
+    """The ``OnnxGraphSpec`` stored in a graph written by ``export_onnx``, checked before anything runs the graph.
+
+    A graph given by path is verified first (``artifact_digest.verify_onnx``: its external data present, its content
+    the one its checksum records); its metadata must be a spec this version knows, and its ``lq`` input the shape
+    the spec says. Each failure is a ValueError naming the file.
+    """
+    path = model if isinstance(model, str) else None
+    source = path or 'the ONNX model'
+    if path is not None:
         if not os.path.isfile(model):
             raise FileNotFoundError(f'onnx: {model} does not exist.')
         try:
@@ -82,13 +101,77 @@ def read_graph_spec(model: str | onnx.ModelProto) -> OnnxGraphSpec:
     if _METADATA_KEY not in props:
         raise ValueError(f'onnx: {source} was not written by vsrcompress.export (no {_METADATA_KEY!r} metadata); '
                          'export it with scripts/export.py.')
-    return OnnxGraphSpec(**json.loads(props[_METADATA_KEY]))
+    if path is not None:
+        verify_onnx(path, model)
+    spec = parse_graph_spec(props[_METADATA_KEY], f'onnx: {source}')
+    inputs = {i.name: [d.dim_value if d.HasField('dim_value') else None for d in i.type.tensor_type.shape.dim]
+              for i in model.graph.input}
+    check_spec_input(inputs.get(INPUT_NAME), spec, f'onnx: {source}')
+    return spec
 
 
-def _check_request(net: nn.Module, frames: int, height: int, width: int, precision: str) -> None:
+def _is_scalar_hint(hint) -> bool:
+    return hint in (int, float, str, bool, type(None))
+
+
+def parse_graph_spec(values: str | Mapping, source: str) -> OnnxGraphSpec:
+    """An ``OnnxGraphSpec`` from the JSON (or dict) a graph, IR or engine stores; a ValueError naming ``source``.
+
+    Keys are ``OnnxGraphSpec``'s fields, whatever they are: an unknown key (metadata written by a newer vsrcompress,
+    or edited), a missing one, or a scalar field of the wrong type is refused, not a TypeError later.
+    """
+    redo = 're-export it with scripts/export.py'
+    if isinstance(values, str):
+        try:
+            values = json.loads(values)
+        except json.JSONDecodeError as err:
+            raise ValueError(f'{source}: its graph metadata is not valid JSON ({err}); {redo}.') from None
+    if not isinstance(values, Mapping):
+        raise ValueError(f'{source}: its graph metadata is a {type(values).__name__}, not a JSON object; {redo}.')
+    fields = {f.name: f for f in dataclasses.fields(OnnxGraphSpec)}
+    unknown = sorted(set(values) - set(fields))
+    missing = [name for name, f in fields.items() if name not in values
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if unknown:
+        raise ValueError(f'{source}: its graph metadata has key(s) {unknown} this vsrcompress does not know (written '
+                         f'by a newer vsrcompress, or edited); known keys: {list(fields)}. Run it with the vsrcompress '
+                         f'that exported it, or {redo}.')
+    if missing:
+        raise ValueError(f'{source}: its graph metadata lacks key(s) {missing}; {redo}.')
+    hints = typing.get_type_hints(OnnxGraphSpec)
+    for name, value in values.items():
+        hint = hints[name]
+        options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        if all(_is_scalar_hint(o) for o in options) and not isinstance(value, options):  # others: not checked here
+            raise ValueError(f'{source}: its graph metadata has {name}={value!r}, expected {hint}; {redo}.')
+    return OnnxGraphSpec(**values)
+
+
+def check_spec_input(dims: Sequence[int | None] | None, spec: OnnxGraphSpec, source: str) -> None:
+    """Refuse a graph whose ``lq`` input (``dims``: None for a symbolic axis) is not the clip its ``spec`` says.
+
+    Fixed axes must equal the spec's (1, frames, 3, height, width); a dynamic spec needs symbolic height and width.
+    """
+    expected = (1, spec.frames, 3, spec.height, spec.width)
+    said = f'(1, {spec.frames}, 3, {"height, width" if spec.dynamic else f"{spec.height}, {spec.width}"})'
+    if dims is None:
+        raise ValueError(f'{source}: has no input {INPUT_NAME!r}, its metadata says {said}; re-export it with '
+                         'scripts/export.py.')
+    shape = '(' + ', '.join('?' if d is None else str(d) for d in dims) + ')'
+    fits = len(dims) == len(expected) and all(d is None or e is None or d == e for d, e in zip(dims, expected))
+    if not fits or (spec.dynamic and any(d is not None for d in dims[3:])) \
+            or (not spec.dynamic and any(d is None for d in dims[3:])):
+        raise ValueError(f'{source}: its input {INPUT_NAME!r} has shape {shape} but its metadata says {said}: the '
+                         'metadata does not describe this graph; re-export it with scripts/export.py.')
+
+
+def _check_request(net: nn.Module, frames: int, height: int, width: int, precision: str,
+                   interval: int | None) -> None:
     if precision not in PRECISIONS:
         raise ValueError(f'precision: {precision!r} is not supported; allowed: {list(PRECISIONS)}')
     min_frames = 2 * net.temporal_padding + 1 if isinstance(net, IconVSRNet) else 2
+    if interval is not None:
+        min_frames = interval
     if not isinstance(frames, int) or frames < min_frames:
         raise ValueError(f'frames: {type(net).__name__} needs a window of at least {min_frames} frames, got {frames!r}')
     for key, value in (('height', height), ('width', width)):
@@ -108,8 +191,12 @@ def read_int8_placement(model: str | onnx.ModelProto) -> dict | None:
 def export_onnx(net: nn.Module, path: str, frames: int, height: int, width: int, dynamic: bool = False,
                 precision: str = 'fp32', opset: int | None = None,
                 conv_output_range: Mapping[str, torch.Tensor] | None = None,
-                float_output_layers: Collection[str] = ()) -> OnnxGraphSpec:
+                float_output_layers: Collection[str] = (), interval: int | None = None) -> OnnxGraphSpec:
     """Trace ``net`` on a (1, frames, 3, height, width) clip and write the ONNX graph atomically to ``path``.
+
+    With ``interval`` the graph is a stateful streaming call (``stateful_graph``): it keeps the first ``interval`` of
+    its ``frames`` (the rest is the lookahead) and carries the forward state as extra inputs and outputs. Without,
+    it is a windowed graph: every call starts from zero state on a window of ``frames``.
 
     Args:
         net: A BasicVSRNet/IconVSRNet (any width spec); exported in eval mode on CPU, left unchanged.
@@ -123,8 +210,16 @@ def export_onnx(net: nn.Module, path: str, frames: int, height: int, width: int,
         conv_output_range: For ``int8-ort``: the measured output range [min, max] of every quantized conv
             (``calibrate_output_ranges``, stored in INT8 checkpoints under ``conv_output_range``).
         float_output_layers: For ``int8-ort``: quantized convs whose output stays float (see ``place_ort_int8_qdq``).
+        interval: Stateful graph: frames delivered per call (``frames - interval`` is the lookahead); IconVSR's fixed
+            sizes must be multiples of 4.
     """
-    _check_request(net, frames, height, width, precision)
+    contract = None if interval is None else stream_contract(net, interval, frames - interval)
+    _check_request(net, frames, height, width, precision, interval)
+    if contract and not dynamic and (height % contract.size_multiple or width % contract.size_multiple):
+        m = contract.size_multiple
+        raise ValueError(f'height/width: a stateful {type(net).__name__} graph takes frames whose sides are multiples '
+                         f'of {m} (EDVR alignment), got {width}x{height}; use {-(-width // m) * m}x'
+                         f'{-(-height // m) * m} (smaller frames are padded to it) or --dynamic.')
     int8_table = None
     if precision in INT8_PRECISIONS:
         require_int8_network(net, precision)
@@ -153,8 +248,18 @@ def export_onnx(net: nn.Module, path: str, frames: int, height: int, width: int,
     was_training = net.training
     device = next(net.parameters()).device
     net.eval().cpu()
-    clip = torch.rand(1, frames, 3, height, width, generator=torch.Generator().manual_seed(0))
-    dynamic_axes = {INPUT_NAME: {3: 'height', 4: 'width'}, OUTPUT_NAME: {3: 'out_height', 4: 'out_width'}}
+    generator = torch.Generator().manual_seed(0)
+    if contract is None:
+        inputs, input_names, output_names = (torch.rand(1, frames, 3, height, width, generator=generator),), \
+            [INPUT_NAME], [OUTPUT_NAME]
+    else:
+        inputs = example_call(contract, height, width, first=1, generator=generator)
+        input_names, output_names = contract.input_names, [OUTPUT_NAME, *STATE_OUTPUTS]
+    dynamic_axes = {INPUT_NAME: {3: 'height', 4: 'width'}, OUTPUT_NAME: {3: 'out_height', 4: 'out_width'},
+                    # the state's spatial axes are the frames' (IconVSR: frames padded to multiples of 4)
+                    STATE_NAMES[0]: {2: 'height', 3: 'width'}, STATE_NAMES[1]: {3: 'height', 4: 'width'},
+                    STATE_OUTPUTS[0]: {2: 'height', 3: 'width'}, STATE_OUTPUTS[1]: {3: 'height', 4: 'width'}}
+    dynamic_axes = {k: v for k, v in dynamic_axes.items() if k in input_names + output_names}
     tmp = make_temporary(folder, suffix='.onnx')
     try:
         with torch.no_grad(), contextlib.ExitStack() as stack, warnings.catch_warnings():
@@ -165,7 +270,9 @@ def export_onnx(net: nn.Module, path: str, frames: int, height: int, width: int,
                 stack.enter_context(qdq_export_mode())
             elif is_quantized(net):  # the float graph: int8-ort places its own Q/DQ on it
                 stack.enter_context(quantizers_bypassed(net))
-            torch.onnx.export(net, (clip,), tmp, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            if contract is not None:
+                stack.enter_context(stateful_forward(net, contract))
+            torch.onnx.export(net, inputs, tmp, input_names=input_names, output_names=output_names,
                               opset_version=opset, dynamo=False, dynamic_axes=dynamic_axes if dynamic else None)
         model = onnx.load(tmp)
         if precision == 'fp16':
@@ -175,10 +282,14 @@ def export_onnx(net: nn.Module, path: str, frames: int, height: int, width: int,
             meta = model.metadata_props.add()
             meta.key, meta.value = _INT8_METADATA_KEY, json.dumps(asdict(placement))
         spec = OnnxGraphSpec(frames=frames, height=None if dynamic else height, width=None if dynamic else width,
-                             scale=int(net.scale), precision=precision, arch=type(net).__name__, opset=opset)
+                             scale=int(net.scale), precision=precision, arch=type(net).__name__, opset=opset,
+                             stream=None if contract is None else contract.to_dict())
         meta = model.metadata_props.add()
         meta.key, meta.value = _METADATA_KEY, json.dumps(asdict(spec))
+        stamp_onnx(model)  # last: the checksum covers everything above
         write_atomic(path, lambda out: onnx.save(model, out))
+    except OSError as err:  # a full disk, in torch's write of the trace or in onnx.save
+        raise write_failure(path, err) from err
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

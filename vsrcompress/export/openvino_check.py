@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from vsrcompress.atomic_files import make_temporary
+from vsrcompress.atomic_files import make_temporary, write_failure
+from vsrcompress.export.artifact_digest import file_checksums
 from vsrcompress.export.onnx_check import (DEFAULT_FP32_ATOL, DEFAULT_INT8_MIN_PSNR, OnnxMatch, OnnxMismatchError,
-                                           compare_runner_with_torch, spec_check_sizes)
+                                           check_error_growth, compare_runner_with_torch, spec_check_sizes)
 from vsrcompress.export.onnx_export import INT8_PRECISIONS, export_onnx
 from vsrcompress.export.openvino_export import export_openvino, read_openvino_spec
 from vsrcompress.export.openvino_runtime import (bf16_supported, check_inference_precision, compile_openvino,
@@ -55,9 +56,15 @@ def check_openvino(xml_path: str, net: nn.Module, height: int, width: int, atol:
     precisions = ['f32'] + (['bf16'] if recorded == 'bf16' or bf16_supported() else [])
     results = []
     for precision in precisions:
-        request = compile_openvino(xml_path, precision, threads).create_infer_request()
-        matches = compare_runner_with_torch(lambda lq: np.asarray(request.infer([lq])[0]), spec, net,
-                                            spec_check_sizes(spec, height, width), xml_path, clips=clips)
+        compiled = compile_openvino(xml_path, precision, threads)
+        request = compiled.create_infer_request()
+
+        def run(feeds: dict) -> list[np.ndarray]:
+            results = request.infer(feeds)
+            return [np.array(results[output]) for output in compiled.outputs]
+        matches = compare_runner_with_torch(run, spec, net, spec_check_sizes(spec, height, width), xml_path,
+                                            clips=clips)
+        check_error_growth(matches, f'{xml_path} ({precision})')
         results += [OpenVINOMatch(precision, m) for m in matches]
     failures = []
     for result in results:
@@ -81,23 +88,26 @@ def export_checked_openvino(net: nn.Module, xml_path: str, frames: int, height: 
                             conv_output_range: Mapping[str, torch.Tensor] | None = None,
                             float_output_layers: Collection[str] = (), check: bool = True,
                             clips: Sequence[torch.Tensor] | None = None, atol: float = DEFAULT_FP32_ATOL,
-                            min_int8_psnr: float = DEFAULT_INT8_MIN_PSNR) -> dict:
+                            min_int8_psnr: float = DEFAULT_INT8_MIN_PSNR, interval: int | None = None) -> dict:
     """Export ``net`` as an ONNX graph of ``precision``, convert it to an IR at ``xml_path``, check it in OpenVINO.
 
     The intermediate ONNX graph is a temporary file. A failed check moves the IR to ``<xml_path>.mismatch.xml``
-    (and ``.bin``) and raises ``OnnxMismatchError``, so no unchecked IR is left under ``xml_path``.
+    (and ``.bin``) and raises ``OnnxMismatchError``, so no unchecked IR is left under ``xml_path``. ``interval``:
+    a stateful graph keeping that many of its ``frames`` (see ``export_onnx``).
 
     Returns:
         A JSON-ready record: graph spec, inference precision, the plugin's kernels (convolutions by runtime
-        precision) and the checks (one per inference precision and clip size).
+        precision), the checks (one per inference precision and clip size) and ``sha256`` of the ``.xml`` and ``.bin``.
     """
     check_inference_precision(inference_precision)
     folder = os.path.dirname(os.path.abspath(xml_path))
     onnx_tmp = make_temporary(folder if os.path.isdir(folder) else tempfile.gettempdir(), suffix='.onnx')
     try:
         export_onnx(net, onnx_tmp, frames, height, width, dynamic=dynamic, precision=precision,
-                    conv_output_range=conv_output_range, float_output_layers=float_output_layers)
+                    conv_output_range=conv_output_range, float_output_layers=float_output_layers, interval=interval)
         spec = export_openvino(onnx_tmp, xml_path, inference_precision)
+    except OSError as err:  # a full disk: name the IR, not the hidden intermediate graph
+        raise write_failure(xml_path, err.__cause__ or err) from err
     finally:
         os.remove(onnx_tmp)
     record = {'openvino': xml_path, 'graph': asdict(spec), 'inference_precision': inference_precision,
@@ -110,4 +120,5 @@ def export_checked_openvino(net: nn.Module, xml_path: str, frames: int, height: 
                 os.replace(xml_path[:-4] + ext, xml_path[:-4] + '.mismatch' + ext)
             raise
         record['checks'] = [{'inference_precision': m.inference_precision, **asdict(m.match)} for m in matches]
+    record['sha256'] = file_checksums([xml_path, xml_path[:-4] + '.bin'])
     return record

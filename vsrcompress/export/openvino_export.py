@@ -23,7 +23,11 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from vsrcompress.export.onnx_export import OnnxGraphSpec, read_graph_spec
+from vsrcompress.atomic_files import write_failure
+from vsrcompress.export.artifact_digest import (mark_openvino_digests, remove_onnx_digest, seal_openvino_digests,
+                                                verify_openvino_ir)
+from vsrcompress.export.onnx_export import (INPUT_NAME, OnnxGraphSpec, check_spec_input, parse_graph_spec,
+                                            read_graph_spec)
 from vsrcompress.export.openvino_runtime import INFERENCE_PRECISIONS, check_inference_precision
 
 OPENVINO_GRAPH_PRECISIONS = ('fp32', 'int8-trt', 'int8-ort')  # FP16 graphs: the CPU plugin runs f32 or bf16 anyway
@@ -94,19 +98,28 @@ def export_openvino(onnx_path: str, xml_path: str, inference_precision: str) -> 
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise ValueError(f'output: cannot write {xml_path}: folder {folder} does not exist or is not writable.')
     model = onnx.load(onnx_path)
+    remove_onnx_digest(model)  # the graph's checksum does not describe the IR, which records its own
     deform_conv_for_openvino(model)
-    with tempfile.TemporaryDirectory(prefix='.tmp_openvino_', dir=folder) as work:
-        rewritten = os.path.join(work, 'graph.onnx')
-        onnx.save(model, rewritten)
-        ov_model = ov.convert_model(rewritten)
-        ov_model.set_rt_info(json.dumps(asdict(spec)), _RT_GRAPH)
-        ov_model.set_rt_info(inference_precision, _RT_PRECISION)
-        tmp_xml = os.path.join(work, 'model.xml')
-        ov.save_model(ov_model, tmp_xml, compress_to_fp16=False)
-        for tmp in (tmp_xml, tmp_xml[:-4] + '.bin'):
-            os.chmod(tmp, 0o644)
-        os.replace(tmp_xml[:-4] + '.bin', xml_path[:-4] + '.bin')
-        os.replace(tmp_xml, xml_path)
+    try:
+        with tempfile.TemporaryDirectory(prefix='.tmp_openvino_', dir=folder) as work:
+            rewritten = os.path.join(work, 'graph.onnx')
+            onnx.save(model, rewritten)
+            ov_model = ov.convert_model(rewritten)
+            ov_model.set_rt_info(json.dumps(asdict(spec)), _RT_GRAPH)
+            ov_model.set_rt_info(inference_precision, _RT_PRECISION)
+            mark_openvino_digests(ov_model)
+            tmp_xml = os.path.join(work, 'model.xml')
+            try:
+                ov.save_model(ov_model, tmp_xml, compress_to_fp16=False)
+            except RuntimeError as err:  # a failed write (full disk): "basic_ios::clear: iostream error"
+                raise OSError(f'OpenVINO could not save the IR ({str(err).splitlines()[0]})') from err
+            seal_openvino_digests(tmp_xml)
+            for tmp in (tmp_xml, tmp_xml[:-4] + '.bin'):
+                os.chmod(tmp, 0o644)
+            os.replace(tmp_xml[:-4] + '.bin', xml_path[:-4] + '.bin')
+            os.replace(tmp_xml, xml_path)
+    except OSError as err:
+        raise write_failure(xml_path, err) from err
     return spec
 
 
@@ -125,5 +138,9 @@ def read_openvino_spec(xml_path: str) -> tuple[OnnxGraphSpec, str]:
     if not model.has_rt_info(_RT_GRAPH) or not model.has_rt_info(_RT_PRECISION):
         raise ValueError(f'openvino: {xml_path} was not written by vsrcompress (no graph spec in its runtime info); '
                          'convert it with scripts/export.py --format openvino.')
-    spec = OnnxGraphSpec(**json.loads(model.get_rt_info(_RT_GRAPH).astype(str)))
+    verify_openvino_ir(xml_path, model)
+    spec = parse_graph_spec(model.get_rt_info(_RT_GRAPH).astype(str), f'openvino: {xml_path}')
+    inputs = {name: [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
+              for port in model.inputs for name in port.get_names()}
+    check_spec_input(inputs.get(INPUT_NAME), spec, f'openvino: {xml_path}')
     return spec, model.get_rt_info(_RT_PRECISION).astype(str)

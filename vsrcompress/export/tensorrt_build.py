@@ -17,10 +17,10 @@ from dataclasses import asdict
 import onnx
 import torch
 
-from vsrcompress.atomic_files import write_atomic, write_text
-from vsrcompress.export.onnx_export import INPUT_NAME, MIN_SIZE, OnnxGraphSpec, read_graph_spec
-
-ENGINE_SPEC_SUFFIX = '.json'  # the graph contract next to the engine, which carries no ONNX metadata
+from vsrcompress.atomic_files import write_atomic, write_failure, write_text
+from vsrcompress.export.artifact_digest import ENGINE_DIGEST_KEY, file_sha256, verify_engine
+from vsrcompress.export.onnx_export import INPUT_NAME, MIN_SIZE, OnnxGraphSpec, parse_graph_spec, read_graph_spec
+from vsrcompress.model_files import ENGINE_SPEC_SUFFIX
 MIN_TENSORRT_MAJOR = 10
 DEFAULT_MAX_OUTPUT = (2160, 3840)  # 4K UHD: the largest output a default dynamic profile covers
 
@@ -77,6 +77,20 @@ def profile_shapes(frames: int, scale: int, max_height: int | None = None, max_w
             (1, frames, 3, max_height, max_width))
 
 
+def profile_by_input(spec: OnnxGraphSpec, shapes: tuple[tuple, tuple, tuple]) -> dict[str, tuple[tuple, ...]]:
+    """The (min, opt, max) shapes of every dynamic input, from ``profile_shapes``' frames shapes: a stateful graph's
+    state inputs follow the frames' size (IconVSR: rounded up to multiples of 4, as its frames are padded)."""
+    contract = spec.contract
+    if contract is None:
+        return {INPUT_NAME: shapes}
+    m = contract.size_multiple
+    sizes = [(-(-s[3] // m) * m, -(-s[4] // m) * m) for s in shapes]
+    lq = tuple((*s[:3], h, w) for s, (h, w) in zip(shapes, sizes))
+    states = [contract.zero_state(1, 1) for _ in sizes]  # only the leading dims are read
+    return {INPUT_NAME: lq, **{name: tuple((*state[name].shape[:-2], h, w) for state, (h, w) in zip(states, sizes))
+                               for name in states[0]}}
+
+
 def require_tensorrt():
     """Import and return the ``tensorrt`` module, or raise ``TensorRTUnavailableError`` saying why not."""
     reason = tensorrt_unavailable_reason()
@@ -117,7 +131,8 @@ def build_tensorrt_engine(onnx_path: str, engine_path: str, max_height: int | No
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
     if shapes:
         profile = builder.create_optimization_profile()
-        profile.set_shape(INPUT_NAME, *shapes)
+        for name, input_shapes in profile_by_input(spec, shapes).items():
+            profile.set_shape(name, *input_shapes)
         config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
@@ -126,15 +141,36 @@ def build_tensorrt_engine(onnx_path: str, engine_path: str, max_height: int | No
     def write(tmp: str) -> None:
         with open(tmp, 'wb') as f:
             f.write(serialized)
-    write_atomic(engine_path, write)
-    write_text(engine_path + ENGINE_SPEC_SUFFIX, json.dumps(asdict(spec), indent=2))
+    try:
+        write_atomic(engine_path, write)
+        write_engine_spec(engine_path, spec)
+    except OSError as err:
+        raise write_failure(engine_path, err) from err
     return engine_path
 
 
+def write_engine_spec(engine_path: str, spec: OnnxGraphSpec) -> None:
+    """Write the graph contract and the engine's sha256 (``ENGINE_DIGEST_KEY``) beside the written engine."""
+    record = {**asdict(spec), ENGINE_DIGEST_KEY: file_sha256(engine_path)}
+    write_text(engine_path + ENGINE_SPEC_SUFFIX, json.dumps(record, indent=2))
+
+
 def read_engine_spec(engine_path: str) -> OnnxGraphSpec:
-    """The graph contract written beside an engine by ``build_tensorrt_engine``."""
-    for path in (engine_path, engine_path + ENGINE_SPEC_SUFFIX):
+    """The graph contract written beside an engine by ``build_tensorrt_engine``, after verifying the engine's
+    checksum (``artifact_digest.verify_engine``)."""
+    record_path = engine_path + ENGINE_SPEC_SUFFIX
+    for path in (engine_path, record_path):
         if not os.path.isfile(path):
             raise FileNotFoundError(f'engine: {path} does not exist (build engines with scripts/export.py --trt).')
-    with open(engine_path + ENGINE_SPEC_SUFFIX) as f:
-        return OnnxGraphSpec(**json.load(f))
+    with open(record_path) as f:
+        text = f.read()
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f'engine: {record_path} is not valid JSON ({err}); rebuild the engine with scripts/export.py '
+                         '--trt.') from None
+    if not isinstance(record, dict):
+        raise ValueError(f'engine: {record_path} is not a JSON object; rebuild the engine with scripts/export.py '
+                         '--trt.')
+    verify_engine(engine_path, record.pop(ENGINE_DIGEST_KEY, None), record_path)
+    return parse_graph_spec(record, f'engine: {record_path}')

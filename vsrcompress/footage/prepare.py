@@ -5,6 +5,7 @@ import os
 import numpy as np
 from tqdm import tqdm
 
+from vsrcompress.cli import refuse_output_over_inputs
 from vsrcompress.footage import layout
 from vsrcompress.footage.degradations import ClipDegradation, DegradationConfig
 from vsrcompress.footage.geometry import GTGeometry
@@ -46,7 +47,8 @@ def prepare_footage(inputs: list[str], output: str, scale: int = 4, clip_length:
                     overwrite: bool = False, progress: bool = True) -> dict:
     """Write a footage dataset (see ``layout.py``) from video files and frame folders.
 
-    Every input is validated (readable, non-empty, one frame size, LQ >= 64 px) before any frame is written.
+    Every input is validated (readable, non-empty, one frame size, LQ >= 64 px) before any frame is written, and
+    ``output`` may neither hold an input nor lie inside an input folder (the dataset would be read as frames).
 
     Args:
         inputs: Video files or folders of frame images, in order.
@@ -90,6 +92,7 @@ def prepare_footage(inputs: list[str], output: str, scale: int = 4, clip_length:
         raise ValueError('--val-inputs: every input is a validation input; nothing is left for training.')
     degradation = degradation or DegradationConfig()
     geometry = GTGeometry(scale, crop, resize)
+    refuse_output_over_inputs([output], inputs, output_is_folder=True)
     check_output(output, overwrite)
 
     sources = [open_source(p) for p in inputs]

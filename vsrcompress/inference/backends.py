@@ -1,20 +1,30 @@
 """Model runners for the streaming pipeline: PyTorch, ONNX Runtime, OpenVINO and TensorRT behind one interface.
 
-A backend takes a window of RGB uint8 frames (T, H, W, 3), already padded to a size it accepts, and returns
-the SR frames (T, H*scale, W*scale, 3) as RGB uint8. Conversion to and from float happens on the device
-that runs the model. Each constructor checks what it needs (device, provider, package, file) and raises a
-clear error before any frame is decoded.
+A backend takes RGB uint8 frames (T, H, W, 3), already padded to a size it accepts, and returns the SR frames
+(H*scale, W*scale, 3) as RGB uint8, in one of two modes:
+
+- stateful (``stream``): a ``StreamCall`` of kept frames plus lookahead; the backend carries the forward state from
+  call to call (PyTorch: ``stream_step``; graphs exported with ``--interval``: the state as graph inputs and
+  outputs, fed back call after call) and returns the kept frames only;
+- windowed (``infer``): a window of T frames from zero state (graphs exported with ``--frames``), all T returned.
+
+Conversion to and from float happens on the device that runs the model. Each constructor checks what it needs
+(device, provider, package, file) and raises a clear error before any frame is decoded. ``for_another_stream`` gives
+a backend for one more concurrent input: the same model, its own state.
 """
-import abc
-import math
 import os
 
 import numpy as np
 import torch
 from torch import nn
 
-from vsrcompress.export.onnx_export import INPUT_NAME, MIN_SIZE, OnnxGraphSpec, read_graph_spec
+from vsrcompress.export.onnx_export import INPUT_NAME, OnnxGraphSpec, read_graph_spec
 from vsrcompress.export.tensorrt_build import read_engine_spec, require_tensorrt
+from vsrcompress.inference.backend_base import Backend, graph_backend_init, require_mode, to_uint8
+from vsrcompress.inference.openvino_backend import OpenVINOBackend
+from vsrcompress.inference.stream_plan import StreamCall
+from vsrcompress.streaming.state import STATE_NAMES, STATE_OUTPUT_SUFFIX
+from vsrcompress.streaming.step import stream_step
 
 BACKENDS = ('torch', 'onnxruntime', 'openvino', 'tensorrt')
 DEVICES = ('cpu', 'cuda')
@@ -25,59 +35,6 @@ def _check_device(device: str) -> None:
         raise ValueError(f'device: {device!r} is not supported; allowed: {list(DEVICES)}')
     if device == 'cuda' and not torch.cuda.is_available():
         raise ValueError('device: cuda was requested but no CUDA GPU is visible to PyTorch.')
-
-
-def to_uint8(sr: np.ndarray) -> np.ndarray:
-    """(1, T, 3, H, W) float in [0, 1] -> (T, H, W, 3) uint8."""
-    return (np.clip(sr[0], 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
-
-
-class Backend(abc.ABC):
-    """What the pipeline needs to know about a model: scale, window length, accepted sizes; and ``infer``."""
-    name = 'backend'
-
-    def __init__(self, scale: int, window_frames: int | None, min_frames: int, fixed_size: tuple[int, int] | None,
-                 max_size: tuple[int, int] | None = None, size_multiple: int = 1):
-        self.scale = scale
-        self.window_frames = window_frames  # None: any window length
-        self.min_frames = min_frames
-        self.fixed_size = fixed_size  # (H, W) a fixed-size graph takes; None: any size >= MIN_SIZE
-        self.max_size = max_size
-        self.size_multiple = size_multiple
-
-    def padded_size(self, height: int, width: int) -> tuple[int, int]:
-        """The (H, W) frames of ``height`` x ``width`` are padded to, or a ValueError if they do not fit."""
-        if self.fixed_size is not None:
-            fixed_h, fixed_w = self.fixed_size
-            if height > fixed_h or width > fixed_w:
-                raise ValueError(f'input: frames of {width}x{height} do not fit the {self.name} model, exported for '
-                                 f'{fixed_w}x{fixed_h}; export with --dynamic or a size at least as large.')
-            return fixed_h, fixed_w
-        m = self.size_multiple
-        size = tuple(max(MIN_SIZE, math.ceil(v / m) * m) for v in (height, width))
-        if self.max_size is not None and (size[0] > self.max_size[0] or size[1] > self.max_size[1]):
-            raise ValueError(f'input: frames of {width}x{height} exceed the {self.name} engine profile maximum '
-                             f'{self.max_size[1]}x{self.max_size[0]}.')
-        return size
-
-    @abc.abstractmethod
-    def infer(self, clip: np.ndarray) -> np.ndarray:
-        """SR of one window: RGB uint8 (T, H, W, 3) -> RGB uint8 (T, H * scale, W * scale, 3)."""
-
-    def uses_torch_cuda(self) -> bool:
-        """Whether this backend allocates through PyTorch on CUDA (torch on cuda, TensorRT's I/O buffers): only then
-        is torch's CUDA state touched, so CPU and ONNX Runtime runs open no torch CUDA context."""
-        return False
-
-    def gpu_peak_mib(self) -> float | None:
-        """Peak of PyTorch's CUDA allocator (``torch.cuda.max_memory_allocated``: I/O buffers, and the model for the
-        torch backend), not the device's whole use (TensorRT's engine memory, ONNX Runtime's arena are outside it);
-        None where the backend does not allocate through PyTorch on CUDA."""
-        return torch.cuda.max_memory_allocated() / 2 ** 20 if self.uses_torch_cuda() else None
-
-    def describe(self) -> dict:
-        """Backend, device and precision, for the run report."""
-        return {'backend': self.name}
 
 
 class TorchBackend(Backend):
@@ -92,12 +49,29 @@ class TorchBackend(Backend):
         super().__init__(int(net.scale), None, 2 * temporal_padding + 1 if temporal_padding else 2, None)
         self.net = net.eval().to(device)
         self.device, self.fp16 = torch.device(device), fp16
+        self.state = None
 
-    def infer(self, clip: np.ndarray) -> np.ndarray:
+    def _run(self, clip: np.ndarray, forward) -> np.ndarray:
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=self.fp16):
             lq = torch.from_numpy(clip).to(self.device).permute(0, 3, 1, 2).unsqueeze(0).float().div_(255.0)
-            sr = self.net(lq).float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+            sr = forward(lq).float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
             return sr[0].permute(0, 2, 3, 1).cpu().numpy()
+
+    def infer(self, clip: np.ndarray) -> np.ndarray:
+        return self._run(clip, self.net)
+
+    def stream(self, clip: np.ndarray, call: StreamCall) -> np.ndarray:
+        def step(lq: torch.Tensor) -> torch.Tensor:
+            out = stream_step(self.net, lq, call.keep, self.state, call.ended)
+            self.state = out.state
+            return out.sr
+        return self._run(clip[:call.real], step)
+
+    def reset_stream(self) -> None:
+        self.state = None
+
+    def state_bytes(self) -> int:
+        return 0 if self.state is None else self.state.nbytes()
 
     def uses_torch_cuda(self) -> bool:
         return self.device.type == 'cuda'
@@ -125,12 +99,30 @@ class OnnxRuntimeBackend(Backend):
         self.session = ort.InferenceSession(onnx_path, options, providers=[provider])
         self.spec, self.device = spec, device
         self.dtype = np.float16 if spec.precision == 'fp16' else np.float32
-        fixed = None if spec.dynamic else (spec.height, spec.width)
-        super().__init__(spec.scale, spec.frames, spec.frames, fixed)
+        graph_backend_init(self, spec)
+
+    def _lq(self, clip: np.ndarray) -> np.ndarray:
+        return (clip.transpose(0, 3, 1, 2)[None].astype(np.float32) / 255.0).astype(self.dtype)
 
     def infer(self, clip: np.ndarray) -> np.ndarray:
-        lq = (clip.transpose(0, 3, 1, 2)[None].astype(np.float32) / 255.0).astype(self.dtype)
-        return to_uint8(self.session.run(None, {INPUT_NAME: lq})[0].astype(np.float32))
+        require_mode(self, stateful=False)
+        return to_uint8(self.session.run(None, {INPUT_NAME: self._lq(clip)})[0].astype(np.float32))
+
+    def stream(self, clip: np.ndarray, call: StreamCall) -> np.ndarray:
+        require_mode(self, stateful=True)
+        if self.state is None:
+            self.state = self.contract.zero_state(clip.shape[1], clip.shape[2], self.dtype)
+        feeds = {INPUT_NAME: self._lq(clip), **self.state,
+                 **self.contract.keyframe_feeds(call.first, call.real, call.ended)}
+        sr, *state = self.session.run(None, feeds)
+        self.state = dict(zip(STATE_NAMES, state))
+        return to_uint8(sr[:, :call.keep].astype(np.float32))
+
+    def reset_stream(self) -> None:
+        self.state = None
+
+    def state_bytes(self) -> int:
+        return sum(a.nbytes for a in (self.state or {}).values())
 
     def describe(self) -> dict:
         return {'backend': self.name, 'device': self.device, 'precision': self.spec.precision}
@@ -150,34 +142,72 @@ class TensorRTBackend(Backend):
                              'or for another GPU?); rebuild it with scripts/export.py --trt.')
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.output_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
+        self.output_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         self.dtype = torch.float16 if spec.precision == 'fp16' else torch.float32
-        self.spec, self.stream = spec, torch.cuda.Stream()
-        fixed = None if spec.dynamic else (spec.height, spec.width)
+        self.spec, self.cuda_stream = spec, torch.cuda.Stream()
+        self.state = None
         if spec.dynamic and max_size is None:
             _, _, _, max_h, max_w = self.engine.get_tensor_profile_shape(INPUT_NAME, 0)[2]
             max_size = (max_h, max_w)
-        super().__init__(spec.scale, spec.frames, spec.frames, fixed, max_size)
+        graph_backend_init(self, spec, max_size)
 
-    def run(self, lq: torch.Tensor) -> torch.Tensor:
-        """Enqueue the engine on the current CUDA stream: (1, T, 3, H, W) CUDA tensor in [0, 1] of ``self.dtype``
-        -> the SR tensor (valid once the stream has run)."""
-        sr = torch.empty((*lq.shape[:3], lq.shape[3] * self.scale, lq.shape[4] * self.scale), dtype=self.dtype,
-                         device='cuda')
-        self.context.set_input_shape(INPUT_NAME, tuple(lq.shape))
-        self.context.set_tensor_address(INPUT_NAME, lq.data_ptr())
-        self.context.set_tensor_address(self.output_name, sr.data_ptr())
+    def run_named(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Enqueue the engine on the current CUDA stream: CUDA input tensors by name (float ones in ``self.dtype``)
+        -> its outputs by name (valid once the stream has run)."""
+        for name, tensor in inputs.items():
+            self.context.set_input_shape(name, tuple(tensor.shape))
+            self.context.set_tensor_address(name, tensor.data_ptr())
+        outputs = {}
+        for name in self.output_names:
+            outputs[name] = torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=self.dtype, device='cuda')
+            self.context.set_tensor_address(name, outputs[name].data_ptr())
         if not self.context.execute_async_v3(torch.cuda.current_stream().cuda_stream):
             raise RuntimeError('TensorRT failed to run the engine.')
-        return sr
+        return outputs
+
+    def run(self, lq: torch.Tensor) -> torch.Tensor:
+        """A windowed engine's SR of (1, T, 3, H, W) CUDA frames in [0, 1] of ``self.dtype`` (see ``run_named``)."""
+        return self.run_named({INPUT_NAME: lq})[self.output_names[0]]
+
+    def _lq(self, clip: np.ndarray) -> torch.Tensor:
+        lq = torch.from_numpy(clip).cuda(non_blocking=True).permute(0, 3, 1, 2).unsqueeze(0)
+        return lq.to(self.dtype).div_(255.0).contiguous()
+
+    @staticmethod
+    def _to_uint8(sr: torch.Tensor) -> np.ndarray:
+        return sr.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)[0].permute(0, 2, 3, 1).cpu()
 
     def infer(self, clip: np.ndarray) -> np.ndarray:
-        with torch.cuda.stream(self.stream):
-            lq = torch.from_numpy(clip).cuda(non_blocking=True).permute(0, 3, 1, 2).unsqueeze(0)
-            sr = self.run(lq.to(self.dtype).div_(255.0).contiguous())
-            out = sr.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)[0].permute(0, 2, 3, 1).cpu()
-        self.stream.synchronize()
+        require_mode(self, stateful=False)
+        with torch.cuda.stream(self.cuda_stream):
+            out = self._to_uint8(self.run(self._lq(clip)))
+        self.cuda_stream.synchronize()
         return out.numpy()
+
+    def stream(self, clip: np.ndarray, call: StreamCall) -> np.ndarray:
+        require_mode(self, stateful=True)
+        with torch.cuda.stream(self.cuda_stream):
+            if self.state is None:
+                self.state = {name: torch.from_numpy(a).cuda().to(self.dtype) for name, a in
+                              self.contract.zero_state(clip.shape[1], clip.shape[2]).items()}
+            keyframes = {name: torch.from_numpy(a).cuda() for name, a in
+                         self.contract.keyframe_feeds(call.first, call.real, call.ended).items()}
+            outputs = self.run_named({INPUT_NAME: self._lq(clip), **self.state, **keyframes})
+            self.state = {name: outputs[name + STATE_OUTPUT_SUFFIX] for name in STATE_NAMES}
+            out = self._to_uint8(outputs[self.output_names[0]][:, :call.keep])
+        self.cuda_stream.synchronize()
+        return out.numpy()
+
+    def reset_stream(self) -> None:
+        self.state = None
+
+    def state_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.state or {}).values())
+
+    def for_another_stream(self) -> 'TensorRTBackend':
+        other = super().for_another_stream()
+        other.context, other.cuda_stream = self.engine.create_execution_context(), torch.cuda.Stream()
+        return other
 
     def uses_torch_cuda(self) -> bool:
         return True
@@ -209,7 +239,6 @@ def make_backend(backend: str, device: str = 'cpu', net: nn.Module | None = None
             raise FileNotFoundError(f'onnx: {onnx_path} does not exist.')
         return OnnxRuntimeBackend(onnx_path, device)
     if backend == 'openvino':
-        from vsrcompress.inference.openvino_backend import OpenVINOBackend
         if device != 'cpu' or fp16:
             raise ValueError('device: the openvino backend runs on the CPU in f32 or bf16 (--inference-precision); '
                              '--device cuda and --fp16 do not apply.')

@@ -21,6 +21,14 @@ class Window:
     def first(self) -> int:
         return self.indices[0]
 
+    def output_position(self, index: int) -> int:
+        """Where frame ``index`` is in the window's output (a window outputs every frame it reads)."""
+        return index - self.first
+
+    def frames_waited(self, index: int) -> int:
+        """Later frames kept frame ``index`` waited for before its window could run."""
+        return max(self.indices) - index
+
 
 def mirrored_indices(count: int, length: int) -> list[int]:
     """``0..count-1`` extended to ``length`` entries by bouncing back and forth (0 1 2 1 0 1 ...)."""

@@ -3,25 +3,35 @@
 Frames are written to a temporary name beside the output (``.tmp_<host>-<pid>.<name>``, removed by the next run
 in that folder if this one is killed; see ``atomic_files``) and renamed to the output only
 when the run completes. A run that stops early (error or Ctrl-C) releases the writer properly, so what was
-written is a playable file, and renames it to ``<stem>.partial<ext>`` (``<folder>.partial`` for frames); if no
-frame was written, or a write failed (a full disk), the temporary output is removed and nothing is left. Every
-write is checked: PNG frames by ``cv2.imwrite``'s result, a video by re-reading it when it is closed.
+written is a playable file, and renames it to ``<stem>.partial<ext>`` (``<folder>.partial`` for frames), or to
+``<stem>.partial-2<ext>`` (-3, ...) where that name is a file the run reads or writes (an input named like the
+partial output, a model file, another output or its partial name: the ``avoid`` paths); if no frame was
+written, or a write failed (a full disk), the temporary output is removed and nothing is left. Every write is
+checked: PNG frames by ``cv2.imwrite``'s result, a video by re-reading it when it is closed.
 """
+import itertools
 import os
 import shutil
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from vsrcompress.atomic_files import owned_prefix, remove_stale_temporaries
+from vsrcompress.cli import same_file
 
 VIDEO_FOURCC = {'.mp4': 'mp4v', '.m4v': 'mp4v', '.mov': 'mp4v', '.avi': 'MJPG', '.mkv': 'MJPG'}
 
 
-def partial_path(path: str) -> str:
-    """Where an incomplete run leaves its output: ``out.partial.mp4`` for ``out.mp4``."""
+def partial_path(path: str, avoid: Sequence[str | None] = ()) -> str:
+    """Where an incomplete run leaves its output: ``out.partial.mp4`` for ``out.mp4``, or the first of
+    ``out.partial-2.mp4``, ``out.partial-3.mp4``, ... that is none of ``avoid`` (under any spelling or link)."""
     stem, ext = os.path.splitext(path.rstrip(os.sep))
-    return f'{stem}.partial{ext}'
+    avoid = [p for p in avoid if p is not None]
+    for number in itertools.count(1):
+        candidate = f'{stem}.partial{"" if number == 1 else f"-{number}"}{ext}'
+        if not any(same_file(candidate, p) for p in avoid):
+            return candidate
 
 
 def check_writable_folder(path: str) -> str:
@@ -60,10 +70,17 @@ def _missing_video_frames(path: str, expected: int) -> int | None:
 
 
 class FrameSink:
-    """Write BGR uint8 frames of one size; ``finish()`` publishes the output, ``abort()`` keeps a partial one."""
+    """Write BGR uint8 frames of one size; ``finish()`` publishes the output, ``abort()`` keeps a partial one.
 
-    def __init__(self, path: str, fps: float, width: int, height: int, fourcc: str | None = None):
+    ``avoid``: the other files the run reads or writes (inputs, model files, other outputs, the report); the partial
+    name is chosen so that it replaces none of them, nor another output's partial name.
+    """
+
+    def __init__(self, path: str, fps: float, width: int, height: int, fourcc: str | None = None,
+                 avoid: Sequence[str | None] = ()):
         self.path = path.rstrip(os.sep)
+        others = [p for p in avoid if p is not None and not same_file(p, self.path)]
+        self.avoid = [self.path, *others, *(partial_path(p) for p in others)]  # what the partial name must not be
         self.size = (width, height)
         self.frames_written = 0
         self.partial: str | None = None  # set by abort() when a partial output was kept
@@ -145,13 +162,13 @@ class FrameSink:
         return self.path
 
     def abort(self) -> str | None:
-        """Finalize what was written as ``partial_path(path)`` (playable), or remove it if empty or damaged by a
-        failed write; returns it."""
+        """Finalize what was written as ``partial_path(path, avoid)`` (playable), or remove it if empty or damaged by
+        a failed write; returns it."""
         self._release()
         if self.frames_written == 0 or self._broken:
             self._remove_tmp()
             return None
-        target = partial_path(self.path)
+        target = partial_path(self.path, self.avoid)
         if os.path.isdir(target):
             shutil.rmtree(target)
         self._publish(target)

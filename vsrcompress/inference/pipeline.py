@@ -10,6 +10,7 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -18,6 +19,7 @@ from tqdm import tqdm
 
 from vsrcompress.inference.backends import Backend
 from vsrcompress.inference.chunk_plan import ChunkPlanner
+from vsrcompress.inference.stream_plan import StreamCall, StreamPlanner, make_planner
 from vsrcompress.inference.frame_sink import FrameSink, check_writable_folder
 from vsrcompress.inference.frame_source import FrameSource, open_frame_source
 from vsrcompress.inference.run_report import RunStats, format_report, write_report_json
@@ -102,9 +104,10 @@ def _encode(sink: FrameSink, in_q: queue.Queue, stages: _Stages, stats: RunStats
         bar.close()
 
 
-def _run_model(backend: Backend, planner: ChunkPlanner, crop: tuple[int, int], in_q: queue.Queue,
+def _run_model(backend: Backend, planner: StreamPlanner | ChunkPlanner, crop: tuple[int, int], in_q: queue.Queue,
                out_q: queue.Queue, stages: _Stages, stats: RunStats) -> None:
-    """The caller's-thread stage: buffer decoded frames, run each window, pass the kept SR frames on."""
+    """The caller's-thread stage: buffer decoded frames, run each call (stateful or windowed), pass the kept SR
+    frames on."""
     buffer: dict[int, tuple[np.ndarray, float]] = {}
     available, ended = 0, False
     out_h, out_w = crop[0] * backend.scale, crop[1] * backend.scale
@@ -121,18 +124,25 @@ def _run_model(backend: Backend, planner: ChunkPlanner, crop: tuple[int, int], i
                 available += 1
             continue
         clip = np.stack([buffer[i][0] for i in window.indices])
+        stateful = isinstance(window, StreamCall)
         start = time.perf_counter()
-        sr = backend.infer(clip)
+        sr = backend.stream(clip, window) if stateful else backend.infer(clip)
         stats.chunk_seconds.append(time.perf_counter() - start)
         stats.chunk_frames.append(len(window.indices))
+        # the forward branch and tail: a stateful graph runs its fixed interval, PyTorch the kept frames
+        stats.forward_frames.append(len(window.indices) if not stateful else
+                                    backend.contract.interval if backend.contract else window.keep)
+        stats.state_bytes = max(stats.state_bytes, backend.state_bytes())
         for index in range(window.keep_start, window.keep_stop):
-            stages.put(out_q, (index, sr[index - window.first, :out_h, :out_w], buffer[index][1]))
+            stats.frames_waited.append(window.frames_waited(index))
+            stages.put(out_q, (index, sr[window.output_position(index), :out_h, :out_w], buffer[index][1]))
         for index in [i for i in buffer if i < planner.oldest_needed()]:
             del buffer[index]
     stages.put(out_q, _END)
 
 
-def super_resolve_stream(source: FrameSource, sink: FrameSink, backend: Backend, planner: ChunkPlanner,
+def super_resolve_stream(source: FrameSource, sink: FrameSink, backend: Backend,
+                         planner: StreamPlanner | ChunkPlanner,
                          stats: RunStats, progress: bool = True, cancel: threading.Event | None = None,
                          publish: bool = True) -> None:
     """Run the three stages until the source ends; raise the first stage error after stopping all of them.
@@ -177,17 +187,23 @@ def super_resolve_stream(source: FrameSource, sink: FrameSink, backend: Backend,
         sink.finish()
 
 
-def run_video_sr(input_spec: str, output: str, backend: Backend, interval: int, overlap: int,
-                 report_path: str | None = None, fps: float | None = None, fourcc: str | None = None,
-                 progress: bool = True, cancel: threading.Event | None = None, allow_truncated: bool = False) -> dict:
+def run_video_sr(input_spec: str, output: str, backend: Backend, interval: int | None = None,
+                 overlap: int | None = None, report_path: str | None = None, fps: float | None = None,
+                 fourcc: str | None = None,
+                 progress: bool = True, cancel: threading.Event | None = None, allow_truncated: bool = False,
+                 protected: Sequence[str | None] = (), held_outputs: list[FrameSink] | None = None,
+                 lookahead: int | None = None) -> dict:
     """Super-resolve ``input_spec`` into ``output``; every check runs before the first frame is processed.
+
+    Stateful streaming (the forward state carried from call to call, ``lookahead`` frames for the backward branch)
+    unless ``overlap`` is given: then windowed, every call from zero state on ``interval + 2 * overlap`` frames.
 
     Args:
         input_spec: Video file, folder of images, camera index or stream URL (see ``open_frame_source``).
         output: Video file (``.mp4``, ``.avi``, ...) or, without extension, a folder of PNG frames.
         backend: A ``Backend`` from ``make_backend``.
-        interval: Output frames kept per model call (>= 2).
-        overlap: Context frames on each side of a chunk, computed and discarded (< interval).
+        interval: Output frames delivered per model call; default the graph's, else 5 (windowed PyTorch: 15).
+        overlap: Windowed mode: context frames on each side of a chunk, computed and discarded (< interval).
         report_path: Also write the report as JSON here.
         fps: Output frame rate; default the input's (25 for folders).
         fourcc: Video codec; default by extension (mp4v for .mp4, MJPG for .avi/.mkv).
@@ -195,28 +211,38 @@ def run_video_sr(input_spec: str, output: str, backend: Backend, interval: int, 
         cancel: Set from another thread to stop the run as Ctrl-C would (several inputs at once).
         allow_truncated: Accept a video file that decodes fewer frames than its container reports (an error
             otherwise); the report's ``input_frame_count`` and ``frames_in`` show the difference.
+        protected: Further files the run reads or writes (model files, other outputs): a partial output is named so
+            that it replaces none of them (nor ``input_spec`` or ``report_path``).
+        held_outputs: With a list, the checked output is appended to it unpublished (the caller finishes or aborts
+            it, e.g. after writing a combined report) instead of being published here.
+        lookahead: Stateful mode: frames after the delivered ones the backward branch reads; default the graph's,
+            else 2.
 
     Returns:
-        The report (also printed): frame counts, FPS, chunk and end-to-end latency p50/p95, memory.
+        The report (also printed): frame counts, FPS, network frames per delivered frame, chunk and end-to-end
+        latency p50/p95 (ms, and frames waited), memory and the carried state's.
     """
-    planner = ChunkPlanner(interval, overlap, backend.window_frames, backend.min_frames)
+    planner = make_planner(backend, interval, overlap, lookahead)
     if report_path:
         check_writable_folder(report_path)
     source = open_frame_source(input_spec, fps, allow_truncated)
     try:
         padded = backend.padded_size(source.height, source.width)
-        sink = FrameSink(output, source.fps, source.width * backend.scale, source.height * backend.scale, fourcc)
+        sink = FrameSink(output, source.fps, source.width * backend.scale, source.height * backend.scale, fourcc,
+                         avoid=[input_spec, report_path, *protected])
     except BaseException:
         source.close()
         raise
     if backend.uses_torch_cuda():  # not for CPU/ONNX Runtime: that would open a CUDA context for nothing
         torch.cuda.reset_peak_memory_stats()
     context = {'input': input_spec, 'output': output, 'input_frame_count': source.frame_count, **backend.describe(),
-               'interval': interval, 'overlap': overlap,
+               'mode': 'windowed' if overlap is not None else 'stateful', 'interval': planner.interval,
+               **({'overlap': overlap} if overlap is not None else {'lookahead': planner.lookahead}),
                'window_frames': planner.frames, 'input_size': [source.height, source.width],
                'padded_size': list(padded),
                'output_size': [source.height * backend.scale, source.width * backend.scale]}
     stats = RunStats()
+    backend.reset_stream()
     try:
         super_resolve_stream(source, sink, backend, planner, stats, progress, cancel, publish=False)
     except BaseException:
@@ -230,7 +256,10 @@ def run_video_sr(input_spec: str, output: str, backend: Backend, interval: int, 
         except BaseException:
             sink.abort()
             raise
-    sink.finish()
+    if held_outputs is None:
+        sink.finish()
+    else:
+        held_outputs.append(sink)
     print(format_report(report))
     return report
 

@@ -29,12 +29,22 @@ def _summary(values_s: list[float]) -> dict:
             'mean_ms': float(ms.mean()), 'max_ms': float(ms.max())}
 
 
+def _frames_summary(values: list[int]) -> dict:
+    if not values:
+        return {'count': 0}
+    return {'count': len(values), 'p50': float(np.percentile(values, 50)), 'p95': float(np.percentile(values, 95)),
+            'max': int(max(values))}
+
+
 @dataclass
 class RunStats:
     """Collected while the pipeline runs (each list is appended by one thread only)."""
     started: float = field(default_factory=time.perf_counter)
     chunk_seconds: list[float] = field(default_factory=list)
-    chunk_frames: list[int] = field(default_factory=list)
+    chunk_frames: list[int] = field(default_factory=list)  # frames each call read (the backward branch's)
+    forward_frames: list[int] = field(default_factory=list)  # frames each call's forward branch and tail ran on
+    frames_waited: list[int] = field(default_factory=list)  # later frames each delivered frame waited for
+    state_bytes: int = 0  # the carried state's largest size
     frame_latency_seconds: list[float] = field(default_factory=list)
     frames_in: int = 0
     frames_out: int = 0
@@ -54,7 +64,13 @@ class RunStats:
             'pipeline_overhead': wall / model - 1.0 if model > 0 else None,
             'chunk_latency': _summary(self.chunk_seconds),
             'frames_per_chunk_call': int(np.mean(self.chunk_frames)) if self.chunk_frames else 0,
+            # network frames computed per delivered frame: 1.0 is no recomputation (windowed: both equal T / interval)
+            'network_frames_per_output_frame': {
+                'backward': sum(self.chunk_frames) / self.frames_out if self.frames_out else None,
+                'forward_and_tail': sum(self.forward_frames) / self.frames_out if self.frames_out else None},
             'end_to_end_latency': _summary(self.frame_latency_seconds),
+            'latency_frames': _frames_summary(self.frames_waited),
+            'state_mib': self.state_bytes / 2 ** 20,
             'peak_rss_mib': peak_rss_mib(),
         }
 
@@ -71,6 +87,14 @@ def format_report(report: dict) -> str:
     if e2e['count']:
         lines.append(f"end-to-end latency (frame in -> SR frame written) p50 {e2e['p50_ms']:.1f} ms, "
                      f"p95 {e2e['p95_ms']:.1f} ms")
+    network, waited = report.get('network_frames_per_output_frame') or {}, report.get('latency_frames') or {}
+    if network.get('backward') is not None:
+        mode = report.get('mode', 'windowed')
+        how = (f"interval {report.get('interval')}, lookahead {report.get('lookahead')}" if mode == 'stateful' else
+               f"interval {report.get('interval')}, overlap {report.get('overlap')}")
+        lines.append(f"{mode} ({how}): network frames per delivered frame: backward {network['backward']:.2f}, "
+                     f"forward and tail {network['forward_and_tail']:.2f}; frames waited p50 {waited['p50']:.0f}, "
+                     f"p95 {waited['p95']:.0f}; state {report.get('state_mib', 0):.1f} MiB")
     gpu = report.get('gpu_peak_mib')
     lines.append(f"peak RSS {report['peak_rss_mib']:.0f} MiB" + (f', GPU (torch) peak {gpu:.0f} MiB' if gpu else ''))
     return '\n'.join(lines)

@@ -7,7 +7,8 @@ A recipe file is a BasicSR option file (datasets, network_g, path, val, logger, 
       teacher: {train: ...}                            # per-stage sections, merged over the shared options
       prune: {pruning: ..., train: ...}
       qat: {quantization: ..., train: ...}
-      export: {frames: 9, height: 180, width: 320, precisions: [fp32, int8-ort, int8-trt], openvino: bf16}
+      export: {interval: 5, lookahead: 2, height: 180, width: 320, precisions: [fp32, int8-ort, int8-trt],
+               openvino: bf16}
       report: {input_size: [640, 360], frames: 5, repeats: 3}
 
 Each training stage is an ordinary BasicSR experiment ``<name>_<stage>`` whose option file is written to
@@ -30,11 +31,13 @@ MODEL_TYPES = {'teacher': 'RecurrentVSRModel', 'prune': 'PruningVSRModel', 'qat'
 _STAGE_KEYS = {'teacher': {'train', 'val', 'logger', 'path', 'datasets'},
                'prune': {'train', 'val', 'logger', 'path', 'datasets', 'pruning'},
                'qat': {'train', 'val', 'logger', 'path', 'datasets', 'quantization'}}
-EXPORT_DEFAULTS = {'frames': 9, 'height': 180, 'width': 320, 'dynamic': False,
+# stateful graphs (interval + lookahead, what infer_video streams by default); windowed_frames: windowed graphs too
+EXPORT_DEFAULTS = {'interval': 5, 'lookahead': 2, 'windowed_frames': None, 'height': 180, 'width': 320,
+                   'dynamic': False,
                    'precisions': ['fp32', 'int8-ort', 'int8-trt'], 'tensorrt': True, 'min_int8_psnr': None,
                    'openvino': 'f32'}
 REPORT_DEFAULTS = {'input_size': [640, 360], 'frames': 5, 'repeats': 3, 'threads': None, 'val_clips': None,
-                   'memory': True}
+                   'memory': True, 'streaming': True}
 
 
 @dataclass(frozen=True)
@@ -208,8 +211,10 @@ def _check_export(plan: RecipePlan) -> None:
     if int8 and 'qat' not in plan.stages:
         raise ValueError(f'recipe.export.precisions: {int8} need the INT8 network of the `qat` stage, which is not '
                          f'in recipe.stages {plan.stages}')
-    for key, low in (('frames', 2), ('height', MIN_SIZE), ('width', MIN_SIZE)):
+    for key, low in (('interval', 1), ('lookahead', 0), ('height', MIN_SIZE), ('width', MIN_SIZE)):
         check_int(f'recipe.export.{key}', options[key], low)
+    if options['windowed_frames'] is not None:
+        check_int('recipe.export.windowed_frames', options['windowed_frames'], 2)
     if options['openvino'] is not None:
         try:
             check_inference_precision(options['openvino'])
@@ -226,3 +231,6 @@ def _check_report(plan: RecipePlan) -> None:
         raise ValueError(f'recipe.report.input_size: expected [width, height], both >= {MIN_SIZE}, got {size!r}')
     for key, low in (('frames', 2), ('repeats', 1)):
         check_int(f'recipe.report.{key}', options[key], low)
+    for key in ('memory', 'streaming'):
+        if not isinstance(options[key], bool):
+            raise ValueError(f'recipe.report.{key}: expected true or false, got {options[key]!r}')

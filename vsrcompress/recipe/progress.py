@@ -30,6 +30,7 @@ class StageProgress:
         self.total_iter = total_iter
         self.later_iters = later_iters
         self.emit = emit
+        self._validations = set()  # shown since the last iteration line: BasicSR validates the last one twice
 
     def __call__(self, line: str) -> None:
         match = _ITER.search(line)
@@ -39,10 +40,13 @@ class StageProgress:
             rest = stage_left + self.later_iters * float(match.group(3))
             self.emit(f'{self.prefix}: iter {current}/{self.total_iter}, stage ETA {_clock(stage_left)}, recipe '
                       f'training ETA about {_clock(rest)}', flush=True)
+            self._validations.clear()
             return
         metrics = _METRIC.findall(line)
-        if metrics:
-            self.emit(f'{self.prefix}: validation ' + ', '.join(f'{k} {v}' for k, v in metrics), flush=True)
+        text = f'{self.prefix}: validation ' + ', '.join(f'{k} {v}' for k, v in metrics)
+        if metrics and text not in self._validations:  # train_pipeline validates again after the loop, same iteration
+            self._validations.add(text)
+            self.emit(text, flush=True)
 
 
 def _clock(seconds: float) -> str:

@@ -6,6 +6,7 @@ stage); size, MACs and CPU latency come from ``vsrcompress.report``, timed the w
 """
 import json
 import os
+import tempfile
 
 import matplotlib
 import yaml
@@ -16,10 +17,12 @@ import numpy as np  # noqa: E402
 from basicsr.data import build_dataset  # noqa: E402
 
 from vsrcompress.checkpoint import load_network  # noqa: E402
+from vsrcompress.inference import TorchBackend, make_backend, run_video_sr  # noqa: E402
 from vsrcompress.export.openvino_module import OpenVINONetwork  # noqa: E402
 from vsrcompress.metrics import BicubicUpsampler, clip_quality  # noqa: E402
 from vsrcompress.recipe.plan import RecipePlan  # noqa: E402
 from vsrcompress.report import ModelEntry, measure_complexity, write_complexity_report  # noqa: E402
+from vsrcompress.report.complexity_table import BACKEND_LABELS  # noqa: E402
 from vsrcompress.atomic_files import write_figure, write_text  # noqa: E402
 
 
@@ -48,15 +51,17 @@ def run_report_stage(plan: RecipePlan) -> str:
         entries.append(ModelEntry(label, checkpoint=path, param_key=param_key, network_opt=plan.shared.get('network_g'),
                                   psnr_db=quality[label]['psnr'], description=os.path.relpath(path, plan.root)))
     deployed = openvino_quality(plan, val_set, quality, options['val_clips'])
+    streaming = streaming_rows(plan, folder) if options['streaming'] else []
     width, height = options['input_size']
     rows = measure_complexity(entries, width, height, frames=options['frames'], repeats=options['repeats'],
                               threads=options['threads'], memory=options['memory'])
     write_complexity_report(rows, os.path.join(folder, 'complexity'), command=f'recipe {plan.name}: report stage')
     plot_per_frame_psnr(quality, os.path.join(folder, 'per_frame_psnr.png'))
     page = os.path.join(folder, 'report.md')
-    write_text(page, report_markdown(plan, rows, quality, width, height, deployed))
+    write_text(page, report_markdown(plan, rows, quality, width, height, deployed, streaming))
     write_text(os.path.join(folder, 'report.json'), json.dumps({'complexity': rows, 'quality': quality,
-                                                                'openvino_quality': deployed}, indent=2, default=str))
+                                                                'openvino_quality': deployed, 'streaming': streaming},
+                                                               indent=2, default=str))
     print(f'recipe report: {page}', flush=True)
     return page
 
@@ -78,6 +83,44 @@ def openvino_quality(plan: RecipePlan, val_set, quality: dict, max_clips: int | 
     return deployed
 
 
+def streaming_rows(plan: RecipePlan, folder: str) -> list[dict]:
+    """Delivered FPS and latency of the recipe's networks streaming the first validation clip through infer_video's
+    pipeline (decode -> model -> encode): stateful at ``recipe.export``'s interval/lookahead, next to the windowed
+    mode at the same interval with an overlap of the lookahead; PyTorch for every network, and the OpenVINO IRs the
+    export stage wrote."""
+    export = plan.export_options()
+    interval, lookahead = export['interval'], export['lookahead']
+    lq_root = plan.shared['datasets']['val']['dataroot_lq']
+    lq_root = lq_root if os.path.isabs(lq_root) else os.path.join(plan.root, lq_root)
+    source = os.path.join(lq_root, sorted(d for d in os.listdir(lq_root) if os.path.isdir(os.path.join(lq_root, d)))[0])
+    runs = []
+    for label, path, param_key in recipe_models(plan):
+        net = load_network(path, plan.shared.get('network_g'), param_key).net
+        engine = 'torch (fake-quantized)' if 'INT8' in label else 'torch fp32'
+        runs += [(label, engine, TorchBackend(net), {'lookahead': lookahead}),
+                 (label, engine, TorchBackend(net), {'overlap': lookahead})]
+    records_path = os.path.join(plan.folder, 'deploy', 'export.json')
+    records = json.load(open(records_path)) if 'export' in plan.stages and os.path.isfile(records_path) else []
+    for record in records:
+        if record.get('openvino'):
+            mode = {'lookahead': lookahead} if record['mode'] == 'stateful' else {'overlap': lookahead}
+            runs.append((f'{record["precision"]} {record["mode"]} graph', f'openvino {record["openvino"]["inference_precision"]}',
+                         make_backend('openvino', openvino_path=record['openvino']['xml']), mode))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix='.streaming_', dir=folder) as work:
+        for k, (label, engine, backend, mode) in enumerate(runs):
+            if 'overlap' in mode and not backend.windowed:
+                continue
+            report = run_video_sr(source, os.path.join(work, f'run{k}'), backend, interval, progress=False, **mode)
+            rows.append({'model': label, 'engine': engine, 'mode': report['mode'], 'interval': interval,
+                         'lookahead': mode.get('lookahead'), 'overlap': mode.get('overlap'),
+                         'network_frames_per_output_frame': report['network_frames_per_output_frame'],
+                         'fps': report['fps'], 'end_to_end_latency': report['end_to_end_latency'],
+                         'latency_frames': report['latency_frames'], 'state_mib': report['state_mib'],
+                         'frames': report['frames_out']})
+    return rows
+
+
 def plot_per_frame_psnr(quality: dict, path: str) -> None:
     """PSNR along the clip (mean over clips at each frame index): where the recurrence drifts, it shows here."""
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -94,7 +137,7 @@ def plot_per_frame_psnr(quality: dict, path: str) -> None:
 
 
 def report_markdown(plan: RecipePlan, rows: list[dict], quality: dict, width: int, height: int,
-                    deployed: dict | None = None) -> str:
+                    deployed: dict | None = None, streaming: list[dict] | None = None) -> str:
     clips = len(quality['bicubic']['per_frame'])
     lines = [f'# Compression report: {plan.name}', '',
              f'Stages: {", ".join(plan.stages)}. Quality on {clips} validation clip(s) of '
@@ -120,6 +163,8 @@ def report_markdown(plan: RecipePlan, rows: list[dict], quality: dict, width: in
                   '|---|---|---|---|---|---|']
         lines += [f'| {label} | {d["graph"]} | {d["inference_precision"]} | {d["psnr"]:.3f} | '
                   f'{d["psnr_minus_pytorch"]:+.3f} | {d["ssim"]:.4f} |' for label, d in deployed.items()]
+    if streaming:
+        lines += ['', *_streaming_markdown(streaming)]
     lines += ['', *_what_the_rows_are(plan, rows), '',
               'Latency: one window of frames, models interleaved round-robin; OpenVINO runs the fp32 graph, or '
               'for INT8 the int8-trt graph (integer convolutions), with its float layers in f32 or bf16. Peak MiB: '
@@ -128,6 +173,25 @@ def report_markdown(plan: RecipePlan, rows: list[dict], quality: dict, width: in
               '## PSNR along the clip',
               '', '![per-frame PSNR](per_frame_psnr.png)', '']
     return '\n'.join(lines)
+
+
+def _streaming_markdown(rows: list[dict]) -> list[str]:
+    lines = ['## Streaming: delivered frames', '',
+             f'The first validation clip ({rows[0]["frames"]} frames) through infer_video\'s pipeline (decode -> model '
+             '-> encode, one thread each). Stateful: the forward state carried from call to call, `lookahead` frames '
+             'for the backward branch; windowed: every call from zero state with `overlap` frames each side computed '
+             'and thrown away. Network frames per delivered frame: backward branch / forward branch and tail.', '',
+             '| model | engine | mode | interval | lookahead / overlap | network frames per delivered frame | '
+             'delivered FPS | end-to-end latency p50 / p95 (ms) | frames waited p95 | state (MiB) |',
+             '|---|---|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        net, e2e = r['network_frames_per_output_frame'], r['end_to_end_latency']
+        extra = r['lookahead'] if r['mode'] == 'stateful' else r['overlap']
+        lines.append(f'| {r["model"]} | {r["engine"]} | {r["mode"]} | {r["interval"]} | {extra} | '
+                     f'{net["backward"]:.2f} / {net["forward_and_tail"]:.2f} | {r["fps"]:.1f} | '
+                     f'{e2e["p50_ms"]:.0f} / {e2e["p95_ms"]:.0f} | {r["latency_frames"]["p95"]:.0f} | '
+                     f'{r["state_mib"]:.2f} |')
+    return lines
 
 
 def _flow(section: dict) -> str:
@@ -156,10 +220,21 @@ def _what_the_rows_are(plan: RecipePlan, rows: list[dict]) -> list[str]:
     dense = macs.get('dense') or max(macs.values(), default=0)
     if dense and dense < 5e9:
         lines.append(f'- At {dense / 1e9:.2f} GMACs per frame this network is far smaller than full-size BasicVSR '
-                     '(about 380 at 320x180): its latency is bound by per-layer overhead, not arithmetic, so INT8 can '
-                     'be no faster than pruned FP32 here. Full-size speed: the CPU engine benchmark in the docs '
-                     '(docs/results.md).')
+                     '(about 380 at 320x180): its latency is bound by per-layer overhead, not arithmetic, so what '
+                     f'pruning and INT8 gain here{_int8_speedups(rows)} says little about full size. Full-size speed: '
+                     'the CPU engine benchmark in the docs (docs/results.md).')
     return lines
+
+
+def _int8_speedups(rows: list[dict]) -> str:
+    """`` (INT8 speed-up over pruned FP32 as measured: <backend> 1.52x, ...)``: the table's numbers, no claim."""
+    by_name = {row['name']: row for row in rows}
+    int8, float_row = by_name.get('pruned INT8') or by_name.get('INT8'), by_name.get('pruned') or by_name.get('dense')
+    if not (int8 and float_row):
+        return ''
+    ratios = [f'{BACKEND_LABELS[b]} {ms / int8["latency_ms_per_frame"][b]:.2f}x'
+              for b, ms in float_row['latency_ms_per_frame'].items() if ms and int8['latency_ms_per_frame'].get(b)]
+    return f' (INT8 speed-up over {float_row["name"]} FP32 as measured: {", ".join(ratios)})' if ratios else ''
 
 
 def _mb(value) -> str:

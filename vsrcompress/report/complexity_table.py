@@ -3,6 +3,7 @@ with the setup and the reasons for every missing number) and ``<prefix>.png`` (P
 PSNR is known, otherwise latency against MACs). Each file is written to a temporary name, then renamed.
 """
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 
@@ -29,6 +30,15 @@ def _ms(value: float | None) -> str:
     return f'{value:.2f}' if value < 10 else f'{value:.1f}' if value < 100 else f'{value:.0f}'
 
 
+def significant(value: float, digits: int = 3) -> str:
+    """``value`` with ``digits`` significant digits and no exponent (377, 12.3, 0.0812): toy and full-size networks
+    differ by four orders of magnitude, and a fixed number of decimals shows two pruned toys as the same 0.1."""
+    if value == 0 or not math.isfinite(value):
+        return f'{value:g}'
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f'{value:.{decimals}f}'
+
+
 def _setup_line(setup: dict) -> str:
     return (f"LR input {setup['width']}x{setup['height']} (W x H), windows of {setup['frames']} frames; rounds: "
             f"{setup['warmup']} warm-up, {setup['repeats']} timed; ONNX graphs "
@@ -52,8 +62,8 @@ def complexity_markdown(rows: Sequence[dict], command: str | None = None) -> str
     lines += ['', METHOD, '', '| ' + ' | '.join(heads) + ' |', '|' + '---|' * len(heads)]
     for r in rows:
         size = r['checkpoint_bytes']
-        cells = [f"`{r['name']}`", r['arch'] + (' INT8' if r['int8'] else ''), f"{r['params'] / 1e6:.2f}",
-                 f"{r['macs_per_frame'] / 1e9:.1f}", '-' if size is None else f'{size / 1e6:.1f}']
+        cells = [f"`{r['name']}`", r['arch'] + (' INT8' if r['int8'] else ''), significant(r['params'] / 1e6),
+                 significant(r['macs_per_frame'] / 1e9), '-' if size is None else significant(size / 1e6)]
         cells += [r['onnx_precision'] or '-'] * ('onnxruntime-cpu' in backends)
         cells += [_ms(r['latency_ms_per_frame'].get(b)) for b in backends]
         cells += [_ms(r['peak_memory_mib'].get(b)) for b in memory]
@@ -73,11 +83,21 @@ def complexity_markdown(rows: Sequence[dict], command: str | None = None) -> str
 
 
 def plot_complexity(rows: Sequence[dict], path: str) -> None:
-    """PSNR vs GMACs/frame and PSNR vs latency where PSNR is known for some model; else latency vs GMACs/frame."""
+    """Write ``complexity_figure(rows)`` as a PNG to ``path``."""
+    write_figure(path, complexity_figure(rows), dpi=120)
+
+
+def complexity_figure(rows: Sequence[dict]):
+    """PSNR vs GMACs/frame and PSNR vs latency where PSNR is known for some model; else latency vs GMACs/frame.
+
+    Colour is the model in every panel (one legend), marker the backend (a second legend); points carry no text
+    labels, which overlapped where models or backends lie close together.
+    """
     import matplotlib
     matplotlib.use('Agg')
     from matplotlib import pyplot as plt
 
+    colours = {r['name']: f'C{i % 10}' for i, r in enumerate(rows)}
     with_psnr = [r for r in rows if r['psnr_db'] is not None]
     backends = list(dict.fromkeys(b for r in rows for b, v in r['latency_ms_per_frame'].items() if v is not None))
     fig, axes = plt.subplots(1, 2 if with_psnr else 1, figsize=(12 if with_psnr else 7, 4.8), squeeze=False)
@@ -85,35 +105,42 @@ def plot_complexity(rows: Sequence[dict], path: str) -> None:
     if with_psnr:
         ax = axes[0]
         for r in with_psnr:
-            ax.scatter(r['macs_per_frame'] / 1e9, r['psnr_db'], label=r['name'])
-            ax.annotate(r['name'], (r['macs_per_frame'] / 1e9, r['psnr_db']), fontsize=7)
+            ax.scatter(r['macs_per_frame'] / 1e9, r['psnr_db'], color=colours[r['name']], label=r['name'])
         ax.legend(fontsize=8, title='model', title_fontsize=8)
         ax.set(xlabel='GMACs per frame', ylabel='PSNR (dB)', title='PSNR vs MACs')
-        _latency_scatter(axes[1], with_psnr, backends, lambda r: r['psnr_db'], 'PSNR (dB)', 'PSNR vs latency')
+        _latency_scatter(axes[1], with_psnr, backends, colours, lambda r: r['psnr_db'], 'PSNR (dB)',
+                         'PSNR vs latency')
     else:
-        _latency_scatter(axes[0], rows, backends, lambda r: r['macs_per_frame'] / 1e9, 'GMACs per frame',
+        _latency_scatter(axes[0], rows, backends, colours, lambda r: r['macs_per_frame'] / 1e9, 'GMACs per frame',
                          'MACs vs latency')
     setup = rows[0]['setup']
     fig.suptitle(f"LR {setup['width']}x{setup['height']}, windows of {setup['frames']} frames, "
                  f"threads: {setup['threads']}", fontsize=9)
     fig.tight_layout()
-    write_figure(path, fig, dpi=120)
+    return fig
 
 
-def _latency_scatter(ax, rows: Sequence[dict], backends: list[str], y: Callable[[dict], float], ylabel: str,
-                     title: str) -> None:
-    plotted = False
+def _latency_scatter(ax, rows: Sequence[dict], backends: list[str], colours: dict[str, str],
+                     y: Callable[[dict], float], ylabel: str, title: str) -> None:
+    from matplotlib.lines import Line2D
+
+    shown_models, shown_backends = [], []
     for backend in backends:
-        points = [(r['latency_ms_per_frame'][backend], y(r), r['name']) for r in rows
-                  if r['latency_ms_per_frame'].get(backend) is not None]
-        if points:
-            ax.scatter([p[0] for p in points], [p[1] for p in points], marker=_MARKERS[backend],
-                       label=BACKEND_LABELS[backend])
-            for x_value, y_value, name in points:
-                ax.annotate(name, (x_value, y_value), fontsize=7)
-            plotted = True
-    if plotted:
-        ax.legend(fontsize=8)
+        for r in rows:
+            latency = r['latency_ms_per_frame'].get(backend)
+            if latency is None:
+                continue
+            ax.scatter(latency, y(r), marker=_MARKERS[backend], color=colours[r['name']])
+            shown_models += [r['name']] * (r['name'] not in shown_models)
+            shown_backends += [backend] * (backend not in shown_backends)
+    if shown_models:
+        models = ax.legend(handles=[Line2D([], [], marker='o', linestyle='', color=colours[n], label=n)
+                                    for n in shown_models], fontsize=8, title='model', title_fontsize=8,
+                           loc='upper left')
+        ax.add_artist(models)
+        ax.legend(handles=[Line2D([], [], marker=_MARKERS[b], linestyle='', color='0.4', label=BACKEND_LABELS[b])
+                           for b in shown_backends], fontsize=8, title='backend', title_fontsize=8,
+                  loc='lower right')
     else:
         ax.text(0.5, 0.5, 'no latency measured', ha='center', va='center', transform=ax.transAxes)
     ax.set(xlabel='latency, ms per frame', ylabel=ylabel, title=title)

@@ -1,6 +1,7 @@
 """GPU paths, run where a CUDA GPU is visible (``pytest -m cuda tests/test_cuda.py``); skipped, with the reason,
 elsewhere. Tiny models: each test takes seconds on a GPU. ``scripts/gpu_acceptance.py`` runs this file first."""
 import glob
+import importlib.util
 import json
 
 import pytest
@@ -59,3 +60,27 @@ def test_dense_training_then_infer_video_fp16_and_export(tiny_footage, dense16_c
     export = script_main('export')
     assert export(['--checkpoint', ckpt, '--output', str(tmp_path / 'net.onnx'), '--frames', '3', '--height', '40',
                    '--width', '44']) == 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec('tensorrt') is None, reason='needs TensorRT 10 (pip install tensorrt)')
+def test_tensorrt_stateful_engine_streams_like_pytorch(tmp_path):
+    from conftest import moving_frames, read_video, write_folder
+    from vsrcompress.archs.basicvsr_net_arch import BasicVSRNet
+    from vsrcompress.checkpoint import network_checkpoint, save_atomic
+    torch.manual_seed(0)
+    arch = {'type': 'BasicVSRNet', 'num_feat': 8, 'num_block': 1, 'scale': 2}
+    ckpt = str(tmp_path / 'net.pth')
+    save_atomic(network_checkpoint(BasicVSRNet(8, 1, 2), arch), ckpt)
+    graph = str(tmp_path / 'net.onnx')
+    assert script_main('export')(['--checkpoint', ckpt, '--output', graph, '--interval', '3', '--lookahead', '2',
+                                  '--dynamic', '--trt', '--trt-max-height', '64', '--trt-max-width', '64']) == 0
+    source = write_folder(str(tmp_path / 'in'), moving_frames(11, 64, 64))
+    infer = script_main('infer_video')
+    assert infer(['--input', source, '--output', str(tmp_path / 'trt.avi'), '--engine', str(tmp_path / 'net.engine'),
+                  '--device', 'cuda', '--no-progress']) == 0
+    assert infer(['--input', source, '--output', str(tmp_path / 'torch.avi'), '--checkpoint', ckpt, '--interval', '3',
+                  '--lookahead', '2', '--no-progress']) == 0
+    trt, ref = read_video(str(tmp_path / 'trt.avi')), read_video(str(tmp_path / 'torch.avi'))
+    assert len(trt) == len(ref) == 11
+    # frames 0-8 from full calls as PyTorch's (the last call is mirrored up to the engine's 5 frames)
+    assert max(abs(a.astype(int) - b.astype(int)).max() for a, b in zip(trt[:9], ref[:9])) <= 2

@@ -617,7 +617,7 @@ def test_two_outputs_spelled_differently_are_refused(tmp_path, checkpoint, capsy
         assert 'same file' in line and named in line, line
     backend = make_backend('torch', 'cpu', net=load_network(checkpoint).net)
     with pytest.raises(ValueError, match='same file'):
-        run_many_video_sr([a, b], [str(tmp_path / 'x.avi'), str(tmp_path / 'sub' / '..' / 'x.avi')], backend, 2, 1)
+        run_many_video_sr([a, b], [str(tmp_path / 'x.avi'), str(tmp_path / 'sub' / '..' / 'x.avi')], backend)
     assert sorted(os.listdir(tmp_path)) == ['a.avi', 'b.avi', 'old.avi', 'old_link.avi']
 
 
@@ -625,7 +625,9 @@ def test_several_inputs_check_the_report_first_and_publish_nothing_without_it(tm
     a, b = write_avi(tmp_path / 'a.avi', 6), write_avi(tmp_path / 'b.avi', 6)
     outputs = [str(tmp_path / 'sr_a.avi'), str(tmp_path / 'sr_b.avi')]
     main = script_main('infer_video')
-    argv = ['--input', a, b, '--output', *outputs, '--checkpoint', checkpoint, '--interval', '2', '--lookahead', '1']
+    argv = infer_args(a, outputs[0], checkpoint)  # then a second input and output after the first ones
+    argv.insert(argv.index(a) + 1, b)
+    argv.insert(argv.index(outputs[0]) + 1, outputs[1])
     with pytest.raises(ValueError, match=r'missing does not exist'):
         main([*argv, '--report', str(tmp_path / 'missing' / 'r.json')])
     assert sorted(os.listdir(tmp_path)) == ['a.avi', 'b.avi', 'small_disk']  # checked before any frame

@@ -11,7 +11,6 @@ A last part serves several inputs at once (several cameras) with the fastest Ope
 (latency mode) against all at once (asynchronous requests in throughput mode), through the real streaming pipeline
 (decode -> model -> encode, video files in and out); the aggregate FPS of both.
 """
-import copy
 import os
 import tempfile
 import time
@@ -22,9 +21,10 @@ import numpy as np
 import torch
 
 from vsrcompress.bench.clips import moving_clip, write_clip
+from vsrcompress.bench.full_size import build_variants, calibration_clips
 from vsrcompress.bench.machine import load_average, machine_info, machine_line
 from vsrcompress.bench.timing import time_interleaved
-from vsrcompress.export import DYNAMIC_TRACE_SIZE, export_onnx, read_footage_windows
+from vsrcompress.export import DYNAMIC_TRACE_SIZE, export_onnx
 from vsrcompress.export.onnx_export import INPUT_NAME
 from vsrcompress.export.openvino_export import export_openvino
 from vsrcompress.export.openvino_runtime import bf16_supported, runtime_kernel_summary, time_by_layer_type
@@ -33,9 +33,6 @@ from vsrcompress.inference.multi_stream import run_many_video_sr
 from vsrcompress.inference.openvino_backend import OpenVINOBackend
 from vsrcompress.inference.pipeline import run_video_sr
 from vsrcompress.metrics import unit_range_psnr
-from vsrcompress.pruning import prune_network
-from vsrcompress.quantization import calibrate, quantize_network
-from vsrcompress.quantization.output_ranges import calibrate_output_ranges
 from vsrcompress.report.complexity import OFFICIAL_MODELS, count_model_complexity
 
 REFERENCE = 'dense | onnxruntime fp32'
@@ -90,23 +87,6 @@ def check(config: CpuBackendsConfig) -> None:
                          f'{config.frames} frames')
     if config.clips is not None and not os.path.isdir(config.clips):
         raise ValueError(f'clips: {config.clips} is not a footage dataset folder')
-
-
-def _variants(arch: str, config: CpuBackendsConfig, calib: list[torch.Tensor], log: Callable[[str], None]) -> dict:
-    cls, options = OFFICIAL_MODELS[arch]
-    torch.manual_seed(0)
-    dense = cls(**{**options, **config.network}).eval()
-    pruned = copy.deepcopy(dense)
-    started = time.perf_counter()
-    pruning = prune_network(pruned, {'criterion': 'l1', 'round_to': 8, 'min_width': 8, 'mac_budget': config.mac_budget,
-                                     'reference_size': [config.height, config.width]})
-    log(f'{arch}: pruned to {100 * pruning["mac_fraction"]:.1f} % MACs in {time.perf_counter() - started:.0f} s')
-    int8 = copy.deepcopy(pruned)
-    quantize_network(int8, {})
-    calibrate(int8, calib, {})
-    ranges = calibrate_output_ranges(int8, calib, {})
-    log(f'{arch}: INT8 calibrated on {len(calib)} footage windows')
-    return {'dense': dense, 'pruned': pruned, 'pruned int8': (int8, ranges), 'widths': pruned.width_spec()}
 
 
 def _ort(path: str, threads: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -254,8 +234,6 @@ def _targets(archs: list[dict], streams: dict | None) -> list[dict]:
 
 def run(config: CpuBackendsConfig, log: Callable[[str], None] | None = print) -> dict:
     """Measure everything (see the module docstring); returns the JSON-ready result."""
-    from vsrcompress.footage.demo import make_demo_footage
-
     log = log or (lambda line: None)
     check(config)
     threads = config.threads or os.cpu_count() or 1
@@ -263,13 +241,9 @@ def run(config: CpuBackendsConfig, log: Callable[[str], None] | None = print) ->
     torch.set_num_threads(threads)
     machine = machine_info(threads)
     try:
-        with tempfile.TemporaryDirectory(prefix='cpu_backends_footage_') as footage:
-            root = config.clips
-            if root is None:
-                root = os.path.join(footage, 'demo')
-                make_demo_footage(root, progress=False)
-            calib = [w['lq'] for w in read_footage_windows(root, config.frames, 4, 'train', config.calib_windows)]
-        variants = {arch: _variants(arch, config, calib, log) for arch in config.archs}
+        calib = calibration_clips(config.clips, config.frames, config.calib_windows)
+        variants = {arch: build_variants(arch, config.network, config.mac_budget, (config.height, config.width),
+                                         calib, log) for arch in config.archs}
         archs = [_measure_arch(arch, variants[arch], config, threads, log) for arch in config.archs]
         precision = 'bf16' if bf16_supported() else 'f32'
         first = config.archs[0]

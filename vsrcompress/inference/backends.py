@@ -99,6 +99,7 @@ class OnnxRuntimeBackend(Backend):
         self.session = ort.InferenceSession(onnx_path, options, providers=[provider])
         self.spec, self.device = spec, device
         self.dtype = np.float16 if spec.precision == 'fp16' else np.float32
+        self.state = None  # a stream starts from zeros (``stream`` before any ``reset_stream`` too)
         graph_backend_init(self, spec)
 
     def _lq(self, clip: np.ndarray) -> np.ndarray:
